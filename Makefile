@@ -1,0 +1,45 @@
+# `make demo` and `make test` do all set-up on a fresh machine: they create .venv when missing,
+# install torch==2.13.0 first (a CPU build here; an unpinned torch would pull a multi-GB CUDA build),
+# then Strata with the exact versions in requirements.lock.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest
+
+.PHONY: venv demo test test-slow test-all bench lint clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/strata train examples/penguins.yaml --out models/penguins
+	$(BIN)/strata predict models/penguins examples/penguins_new.csv --id penguin_id --out models/penguins_predictions.csv
+	@echo "--- predictions (models/penguins_predictions.csv) ---"
+	@cat models/penguins_predictions.csv
+	@echo "--- learning curve: models/penguins/learning_curve.png ---"
+
+test: $(STAMP)
+	$(PYTEST) -n 2 -q
+
+test-slow: $(STAMP)
+	$(PYTEST) -n 2 -q -m slow
+
+test-all: $(STAMP)
+	$(PYTEST) -n 2 -q -m "slow or not slow"
+
+bench: $(STAMP)
+	$(BIN)/python bench/overhead.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) models .pytest_cache

@@ -1,0 +1,66 @@
+"""Strata: from raw data to a trained, evaluated, versioned deep-learning model, reproducibly.
+
+>>> import strata
+>>> model = strata.train("examples/penguins.yaml").model      # doctest: +SKIP
+>>> strata.load("models/penguins").predict(new_rows)          # doctest: +SKIP
+
+Importing strata is cheap: torch, scikit-learn and pandas load when first needed.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from strata.errors import BundleError, DataError, NotFittedError, RecipeError, StrataError, StrataWarning
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Recipe": "strata.recipe",
+    "train": "strata.api",
+    "load": "strata.api",
+    "TrainResult": "strata.api",
+    "TrainedModel": "strata.bundle",
+    "DeepClassifier": "strata.sklearn",
+    "DeepRegressor": "strata.sklearn",
+    "DATASETS": "strata.data.datasets",
+    "load_dataset": "strata.data.datasets",
+}
+
+__all__ = [
+    "DATASETS",
+    "BundleError",
+    "DataError",
+    "DeepClassifier",
+    "DeepRegressor",
+    "NotFittedError",
+    "Recipe",
+    "RecipeError",
+    "StrataError",
+    "StrataWarning",
+    "TrainResult",
+    "TrainedModel",
+    "load",
+    "load_dataset",
+    "train",
+]
+
+if TYPE_CHECKING:
+    from strata.api import TrainResult, load, train
+    from strata.bundle import TrainedModel
+    from strata.data.datasets import DATASETS, load_dataset
+    from strata.recipe import Recipe
+    from strata.sklearn import DeepClassifier, DeepRegressor
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'strata' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,76 @@
+"""What Strata prints: notes, and metric tables. Silent with quiet=True."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from strata.evaluate.metrics import HEADLINE
+
+
+class Reporter:
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self._console: Any = None
+
+    @property
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False, soft_wrap=True)
+        return self._console
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text)
+
+    def metrics(self, by_split: dict[str, dict[str, Any]], classes: list | None = None) -> None:
+        """Headline metrics side by side per split; per-class scores and the confusion matrix of the last."""
+        if self.quiet or not by_split:
+            return
+        self.console.print(metrics_table(by_split))
+        last_name, last = list(by_split.items())[-1]
+        if "per_class" in last:
+            self.console.print(per_class_table(last["per_class"], last_name))
+        if "confusion_matrix" in last and classes and len(classes) <= 12:
+            self.console.print(confusion_table(last["confusion_matrix"], classes, last_name))
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def metrics_table(by_split: dict[str, dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="Metrics", title_justify="left")
+    table.add_column("metric")
+    for split in by_split:
+        table.add_column(split, justify="right")
+    names = [m for m in HEADLINE if any(m in v for v in by_split.values())]
+    for name in names:
+        table.add_row(name, *(_fmt(v.get(name)) for v in by_split.values()))
+    return table
+
+
+def per_class_table(per_class: dict[str, dict[str, Any]], split: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"Per class ({split})", title_justify="left")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, row in per_class.items():
+        table.add_row(name, *(_fmt(row[k]) for k in ("precision", "recall", "f1", "support")))
+    return table
+
+
+def confusion_table(matrix: list[list[int]], classes: list, split: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"Confusion matrix ({split}; rows = true, columns = predicted)", title_justify="left")
+    table.add_column("")
+    for c in classes:
+        table.add_column(str(c), justify="right")
+    for c, row in zip(classes, matrix, strict=True):
+        table.add_row(str(c), *(str(v) for v in row))
+    return table

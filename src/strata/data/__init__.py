@@ -1,0 +1,1 @@
+"""Data: sources (files, DataFrames, bundled datasets), splits and in-memory batches."""

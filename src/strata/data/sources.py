@@ -1,0 +1,93 @@
+"""Reading tables: CSV and Parquet files, pandas DataFrames and bundled datasets."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from strata.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from strata.recipe import DataConfig
+
+SUFFIXES = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def read_table(path: str | Path, format: str = "auto") -> pd.DataFrame:
+    """Read a CSV or Parquet file; every failure is a DataError naming the file."""
+    import pandas as pd
+
+    path = Path(path)
+    format = _check_file(path, format)
+    try:
+        if format == "csv":
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            frame = pd.read_csv(path, sep=sep)
+        else:
+            frame = pd.read_parquet(path)
+    except PermissionError:
+        raise DataError(f"data file '{path}' cannot be read: permission denied") from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file '{path}' has no columns (empty CSV)") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, OSError, ValueError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"data file '{path}' cannot be read as {format.upper()}: {detail}") from None
+    if frame.empty:
+        raise DataError(f"data file '{path}' has a header but no rows")
+    return frame
+
+
+def _check_file(path: Path, format: str) -> str:
+    """The file's format; a DataError when it is missing, a folder, empty or of unknown type."""
+    if format == "auto":
+        format = SUFFIXES.get(path.suffix.lower(), "")
+        if not format:
+            raise DataError(
+                f"data file '{path}': cannot tell the format from '{path.suffix}' "
+                f"(expected .csv or .parquet; or set data.format)"
+            )
+    if not path.exists():
+        raise DataError(f"data file '{path}' not found")
+    if path.is_dir():
+        raise DataError(f"data file '{path}' is a folder, expected a {format.upper()} file")
+    if path.stat().st_size == 0:
+        raise DataError(f"data file '{path}' is empty")
+    return format
+
+
+def load_frame(cfg: DataConfig, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
+    """The table a recipe names, or the one passed in (which wins)."""
+    import pandas as pd
+
+    from strata.data.datasets import load_dataset
+
+    if data is not None:
+        if isinstance(data, pd.DataFrame):
+            if data.empty:
+                raise DataError("the DataFrame passed as data has no rows")
+            return data
+        if isinstance(data, str | Path):
+            return read_table(data, cfg.format)
+        raise DataError(f"data must be a pandas DataFrame or a file path, got {type(data).__name__}")
+    if cfg.path:
+        return read_table(cfg.path, cfg.format)
+    if cfg.dataset:
+        return load_dataset(cfg.dataset)
+    raise DataError("no data: set data.path or data.dataset in the recipe, or pass a DataFrame as data=")
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """Content hash of a table: column names, dtypes and every value, in row order.
+
+    Row order is part of the hash on purpose: it decides which rows fall in which split,
+    so the same rows in another order do not reproduce the same model.
+    """
+    import pandas as pd
+
+    digest = hashlib.sha256()
+    digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,466 @@
+"""The recipe: one validated, immutable description of a training run.
+
+A recipe is checked completely before any data is read. Every error names the dotted key path
+(`train.optimizer.name`), the bad value, the valid choices and the closest one:
+
+>>> Recipe.from_dict({"data": {"dataset": "iris", "target": "species"},
+...                   "train": {"optimizer": {"name": "adamm"}}})
+Traceback (most recent call last):
+...
+strata.errors.RecipeError: train.optimizer.name: 'adamm' is not one of sgd, adam, adamw, rmsprop (did you mean 'adam'?)
+
+The same dotted paths address keys in YAML, in `--set key=value` overrides and in Python.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from strata.data.datasets import DATASETS
+from strata.errors import RecipeError, did_you_mean, one_of
+
+Activation = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"]
+Task = Literal["auto", "binary", "multiclass", "regression"]
+
+
+class _Section(BaseModel):
+    """Immutable, and an unknown key is an error (never silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _shorthand(value: Any, key: str = "name") -> Any:
+    """Let `optimizer: adam` stand for `optimizer: {name: adam}`."""
+    return {key: value} if isinstance(value, str) else value
+
+
+def _only_for(section: BaseModel, owner: str, allowed: dict[str, tuple[str, ...]]) -> None:
+    """Reject an option that the chosen `owner` value would silently ignore."""
+    chosen = getattr(section, owner)
+    for option, owners in allowed.items():
+        if getattr(section, option) is not None and chosen not in owners:
+            raise ValueError(f"option '{option}' applies to {owner} {', '.join(owners)}, not '{chosen}'; remove it")
+
+
+# ----------------------------------------------------------------------------------------- data
+class DataConfig(_Section):
+    dataset: str | None = None
+    path: str | None = None
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    target: str | list[str]
+    task: Task = "auto"
+    drop: list[str] = Field(default_factory=list)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str | None) -> str | None:
+        if name is not None and name not in DATASETS:
+            raise ValueError(one_of(name, DATASETS))
+        return name
+
+    @field_validator("target")
+    @classmethod
+    def _some_target(cls, target: str | list[str]) -> str | list[str]:
+        if isinstance(target, list) and not target:
+            raise ValueError("give at least one target column")
+        return target
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.dataset and self.path:
+            raise ValueError("give either 'dataset' or 'path', not both")
+        return self
+
+    @property
+    def targets(self) -> list[str]:
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
+
+# ------------------------------------------------------------------------------------- features
+Impute = Literal["mean", "median", "constant"]
+Scale = Literal["zscore", "minmax", "robust", "none"]
+Encoding = Literal["auto", "onehot", "embedding"]
+
+
+class NumericDefaults(_Section):
+    impute: Impute = "mean"
+    fill_value: float = 0.0
+    scale: Scale = "zscore"
+    missing_indicator: bool = False
+
+
+class CategoricalDefaults(_Section):
+    encoding: Encoding = "auto"
+    max_onehot: int = Field(10, ge=2)
+    embedding_dim: int | None = Field(None, ge=1)
+    min_frequency: int = Field(1, ge=1)
+
+
+NUMERIC_OPTIONS = ("impute", "fill_value", "scale", "missing_indicator")
+CATEGORICAL_OPTIONS = ("encoding", "embedding_dim", "min_frequency")
+
+
+class ColumnSpec(_Section):
+    """One input column; options left out come from `features.numeric` / `features.categorical`."""
+
+    name: str
+    type: Literal["auto", "numeric", "categorical", "binary"] = "auto"
+    impute: Impute | None = None
+    fill_value: float | None = None
+    scale: Scale | None = None
+    missing_indicator: bool | None = None
+    encoding: Encoding | None = None
+    embedding_dim: int | None = Field(None, ge=1)
+    min_frequency: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _options_match_type(self) -> ColumnSpec:
+        if self.type != "auto":
+            _only_for(
+                self,
+                "type",
+                {
+                    **dict.fromkeys(NUMERIC_OPTIONS, ("numeric",)),
+                    **dict.fromkeys(CATEGORICAL_OPTIONS, ("categorical",)),
+                },
+            )
+        return self
+
+
+class FeaturesConfig(_Section):
+    columns: list[ColumnSpec] | None = None
+    numeric: NumericDefaults = NumericDefaults()
+    categorical: CategoricalDefaults = CategoricalDefaults()
+    target_scale: Literal["zscore", "none"] = "zscore"
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _names_as_specs(cls, columns: Any) -> Any:
+        if isinstance(columns, list):
+            return [{"name": c} if isinstance(c, str) else c for c in columns]
+        return columns
+
+    @field_validator("columns")
+    @classmethod
+    def _unique(cls, columns: list[ColumnSpec] | None) -> list[ColumnSpec] | None:
+        names = [c.name for c in columns or []]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"column {repeated[0]!r} is listed more than once")
+        return columns
+
+
+# ---------------------------------------------------------------------------------------- split
+class SplitConfig(_Section):
+    test: float = Field(0.2, ge=0.0, lt=1.0)
+    val: float = Field(0.1, ge=0.0, lt=1.0)
+    stratify: bool = True
+
+    @model_validator(mode="after")
+    def _room_to_train(self) -> SplitConfig:
+        if self.test + self.val >= 0.9:
+            raise ValueError(f"test + val = {self.test + self.val:g} leaves too little to train on (< 0.1)")
+        return self
+
+
+# ---------------------------------------------------------------------------------------- model
+class MLPConfig(_Section):
+    type: Literal["mlp"] = "mlp"
+    hidden: list[int] = Field(default_factory=lambda: [128, 64])
+    activation: Activation = "relu"
+    norm: Literal["none", "batch", "layer"] = "none"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    init: Literal["auto", "kaiming", "xavier", "default"] = "auto"
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, hidden: list[int]) -> list[int]:
+        if any(h < 1 for h in hidden):
+            raise ValueError(f"layer sizes must be positive integers, got {hidden}")
+        return hidden
+
+
+# ---------------------------------------------------------------------------------------- train
+class OptimizerConfig(_Section):
+    name: Literal["sgd", "adam", "adamw", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    momentum: float | None = Field(None, ge=0.0, lt=1.0)
+    nesterov: bool | None = None
+    betas: tuple[float, float] | None = None
+
+    @model_validator(mode="after")
+    def _options_match(self) -> OptimizerConfig:
+        _only_for(self, "name", {"momentum": ("sgd", "rmsprop"), "nesterov": ("sgd",), "betas": ("adam", "adamw")})
+        if self.nesterov and not self.momentum:
+            raise ValueError("nesterov needs momentum > 0 (set train.optimizer.momentum, e.g. 0.9)")
+        return self
+
+
+class ScheduleConfig(_Section):
+    """LR schedule; `train.optimizer.lr` is always the peak rate. Times are in epochs."""
+
+    name: Literal["none", "step", "exponential", "cosine", "cyclic", "onecycle"] = "none"
+    warmup_epochs: float = Field(0.0, ge=0.0)
+    step_size: float | None = Field(None, gt=0.0)
+    gamma: float | None = Field(None, gt=0.0, le=1.0)
+    min_lr: float | None = Field(None, ge=0.0)
+    cycle_epochs: float | None = Field(None, gt=0.0)
+    pct_start: float | None = Field(None, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _options_match(self) -> ScheduleConfig:
+        _only_for(
+            self,
+            "name",
+            {
+                "step_size": ("step",),
+                "gamma": ("step", "exponential"),
+                "min_lr": ("cosine", "cyclic"),
+                "cycle_epochs": ("cyclic",),
+                "pct_start": ("onecycle",),
+            },
+        )
+        if self.name == "onecycle" and self.warmup_epochs:
+            raise ValueError("onecycle has its own warm-up (pct_start); remove warmup_epochs")
+        return self
+
+
+class LossConfig(_Section):
+    name: Literal["auto", "cross_entropy", "bce", "mse", "mae", "huber"] = "auto"
+    class_weights: Literal["balanced"] | dict[str, float] | None = None
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    huber_delta: float = Field(1.0, gt=0.0)
+
+    @field_validator("class_weights", mode="before")
+    @classmethod
+    def _weights(cls, weights: Any) -> Any:
+        if weights is None or weights == "balanced":
+            return weights
+        if isinstance(weights, dict) and all(isinstance(w, int | float) and w > 0 for w in weights.values()):
+            return {str(k): float(w) for k, w in weights.items()}
+        raise ValueError(f"expected 'balanced' or a mapping of class to positive weight, got {weights!r}")
+
+
+class EarlyStoppingConfig(_Section):
+    monitor: str = "val_loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = Field(10, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best: bool = True
+
+
+class ClipConfig(_Section):
+    norm: float | None = Field(None, gt=0.0)
+    value: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ClipConfig:
+        if (self.norm is None) == (self.value is None):
+            raise ValueError("give exactly one of 'norm' (clip the gradient norm) or 'value' (clip each element)")
+        return self
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    loss: LossConfig = LossConfig()
+    l1: float = Field(0.0, ge=0.0)
+    clip: ClipConfig | None = None
+    early_stopping: EarlyStoppingConfig | None = None
+
+    @field_validator("optimizer", "schedule", "loss", mode="before")
+    @classmethod
+    def _by_name(cls, value: Any) -> Any:
+        return _shorthand(value)
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        return {} if value is True else None if value is False else value
+
+
+# --------------------------------------------------------------------------------------- recipe
+class Seeds(NamedTuple):
+    """Independent seeds derived from the master seed, one per source of randomness."""
+
+    data: int  # splits, batch order
+    model: int  # weight initialisation
+    train: int  # dropout and other training-time noise
+
+
+class Recipe(_Section):
+    """A whole training run. Build from YAML (`Recipe.from_yaml`), a dict, or keyword arguments."""
+
+    name: str | None = None
+    seed: int = Field(0, ge=0)
+    data: DataConfig
+    features: FeaturesConfig = FeaturesConfig()
+    split: SplitConfig = SplitConfig()
+    model: MLPConfig = MLPConfig()
+    train: TrainConfig = TrainConfig()
+
+    # ---- construction
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str | None = None) -> Recipe:
+        if not isinstance(raw, dict):
+            raise RecipeError(f"{source or 'recipe'}: expected a mapping of sections, got {type(raw).__name__}")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as err:
+            raise RecipeError(_explain(err, source)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
+        """Read a recipe file; relative `data.path` values are relative to the file's folder."""
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise RecipeError(f"recipe file '{path}' not found") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise RecipeError(f"recipe file '{path}' cannot be read: {err}") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            problem = getattr(err, "problem", None) or str(err)
+            raise RecipeError(f"recipe file '{path}'{where}: not valid YAML ({problem})") from None
+        if raw is None:
+            raise RecipeError(f"recipe file '{path}' is empty")
+        if isinstance(raw, dict) and isinstance(raw.get("data"), dict) and raw["data"].get("path"):
+            data_path = Path(str(raw["data"]["path"])).expanduser()
+            if not data_path.is_absolute():
+                raw["data"]["path"] = str((path.parent / data_path).resolve())
+        if isinstance(raw, dict) and raw.get("name") is None:
+            raw["name"] = path.stem
+        recipe = cls.from_dict(raw, source=str(path))
+        return recipe.override(overrides or [])
+
+    def override(self, assignments: list[str] | dict[str, Any]) -> Recipe:
+        """A new recipe with dotted keys replaced: `["train.optimizer.lr=0.003"]` or a dict.
+
+        String values are parsed as YAML (`0.003`, `[64, 32]`, `true`); a relative `data.path`
+        given here is relative to the current directory.
+        """
+        if not assignments:
+            return self
+        pairs = assignments.items() if isinstance(assignments, dict) else map(_parse_assignment, assignments)
+        raw = self.to_dict()
+        for key, value in pairs:
+            if key == "data.path" and value is not None:
+                value = str(Path(str(value)).expanduser().resolve())
+            _set_path(raw, key, value)
+        return Recipe.from_dict(raw, source="--set" if not isinstance(assignments, dict) else None)
+
+    # ---- views
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def flat(self) -> dict[str, Any]:
+        """Every setting under its dotted path, e.g. {'train.optimizer.lr': 0.001, ...}."""
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict) and value:
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else k, v)
+            else:
+                out[prefix] = value
+
+        walk("", self.to_dict())
+        return out
+
+    def hash(self) -> str:
+        """Content hash of the normalised recipe (all defaults filled in)."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def seeds(self) -> Seeds:
+        import numpy as np
+
+        data, model, train = (int(s.generate_state(1)[0]) for s in np.random.SeedSequence(self.seed).spawn(3))
+        return Seeds(data, model, train)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.data.dataset or (Path(self.data.path).stem if self.data.path else "model")
+
+
+# --------------------------------------------------------------------------------------- errors
+def _parse_assignment(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+        raise RecipeError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. train.optimizer.lr=0.003")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        return key, value
+
+
+def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = raw
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = _shorthand(child) if isinstance(child, str) else {}
+            node[part] = child
+        node = child
+    node[last] = value
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Names of the keys valid at `loc` (a pydantic location inside a Recipe)."""
+    model: type[BaseModel] | None = Recipe
+    for part in loc:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None and annotation is not None:  # list[ColumnSpec]
+            inner = [a for c in candidates for a in getattr(c, "__args__", ())]
+            model = next((c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return list(model.model_fields) if model else []
+
+
+def _explain_one(error: dict[str, Any]) -> str:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))  # drop union tags
+    path = ".".join(str(p) for p in loc) or "recipe"
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        valid = _fields_at(loc[:-1])
+        hint = did_you_mean(loc[-1], valid) or (f" (valid keys: {', '.join(valid)})" if valid else "")
+        return f"{path}: unknown key '{loc[-1]}'{hint}"
+    if kind == "literal_error":
+        choices = re.findall(r"'([^']*)'", error["ctx"]["expected"])
+        return f"{path}: {one_of(value, choices)}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "value_error":
+        return f"{path}: {error['ctx']['error']}"
+    message = error["msg"][0].lower() + error["msg"][1:]
+    return f"{path}: {message}, got {value!r}"
+
+
+def _explain(err: ValidationError, source: str | None) -> str:
+    lines = list(dict.fromkeys(_explain_one(e) for e in err.errors()))
+    head = f"{source}: " if source else ""
+    if len(lines) == 1:
+        return head + lines[0]
+    return head + f"{len(lines)} problems:\n" + "\n".join(f"  {line}" for line in lines)

@@ -1,0 +1,1 @@
+"""Training: losses, optimizers and LR schedules, callbacks, and the trainer loop."""

@@ -1,0 +1,121 @@
+"""The training loop: one seeded permutation per epoch, index-sliced batches, callbacks at epoch ends.
+
+Randomness is owned, not global: batch order comes from a generator seeded with the data seed,
+dropout from the torch RNG seeded with the training seed inside `fork_rng`, so a run neither
+depends on nor disturbs the caller's random state. On CPU two runs are bit-identical.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from strata.data.batches import TensorSet
+from strata.recipe import Seeds, TrainConfig
+from strata.train.callbacks import Callback
+from strata.train.optim import make_optimizer, make_scheduler
+
+Score = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        cfg: TrainConfig,
+        seeds: Seeds,
+        score: Score | None = None,
+        callbacks: Sequence[Callback] = (),
+    ):
+        self.model, self.loss, self.cfg, self.seeds = model, loss, cfg, seeds
+        self.score = score  # extra validation metrics from (outputs, target), e.g. accuracy
+        self.callbacks = list(callbacks)
+        self.optimizer = make_optimizer(model, cfg.optimizer)
+        self.history: list[dict[str, float]] = []
+        self.stop_reason: str | None = None
+        self.best_epoch: int | None = None
+        # L1 applies to weight matrices, like weight decay.
+        self._l1_params = [p for p in model.parameters() if p.ndim >= 2] if cfg.l1 else []
+
+    def stop(self, reason: str) -> None:
+        """Ask the loop to stop after this epoch; the reason is kept in the run's metadata."""
+        self.stop_reason = reason
+
+    def fit(self, train: TensorSet, val: TensorSet | None = None) -> list[dict[str, float]]:
+        cfg = self.cfg
+        steps = math.ceil((len(train) - (len(train) % cfg.batch_size == 1)) / cfg.batch_size)
+        scheduler = make_scheduler(self.optimizer, cfg.schedule, steps, cfg.epochs, cfg.optimizer.lr)
+        order = torch.Generator().manual_seed(self.seeds.data)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seeds.train)
+            for cb in self.callbacks:
+                cb.on_train_begin(self)
+            for epoch in range(1, cfg.epochs + 1):
+                start = time.perf_counter()
+                train_loss = self.train_epoch(train, order, scheduler)
+                logs = {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "seconds": time.perf_counter() - start,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                }
+                if val is not None and len(val):
+                    logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+                self.history.append(logs)
+                if not math.isfinite(train_loss):
+                    self.stop(
+                        f"training loss became {train_loss} in epoch {epoch}: lower "
+                        f"train.optimizer.lr or set train.clip"
+                    )
+                for cb in self.callbacks:
+                    cb.on_epoch_end(self, logs)
+                if self.stop_reason:
+                    break
+            for cb in self.callbacks:
+                cb.on_train_end(self)
+        return self.history
+
+    def train_epoch(
+        self, data: TensorSet, order: torch.Generator, scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    ) -> float:
+        self.model.train()
+        losses, sizes = [], []
+        clip = self.cfg.clip
+        for inputs, target in data.batches(self.cfg.batch_size, order):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss(self.model(*inputs), target)
+            losses.append(loss.detach())  # summed once per epoch: no host sync per step
+            sizes.append(len(target))
+            if self._l1_params:
+                loss = loss + self.cfg.l1 * sum(p.abs().sum() for p in self._l1_params)
+            loss.backward()
+            if clip is not None and clip.norm is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), clip.norm, foreach=True)
+            elif clip is not None:
+                nn.utils.clip_grad_value_(self.model.parameters(), clip.value, foreach=True)
+            self.optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+        weights = torch.tensor(sizes, dtype=torch.float32)
+        return float(torch.stack(losses).float() @ weights / weights.sum())
+
+    @torch.inference_mode()
+    def predict(self, inputs: tuple[torch.Tensor, ...], chunk: int = 8192) -> torch.Tensor:
+        """Raw network outputs for all rows, in eval mode, in chunks to bound memory."""
+        self.model.eval()
+        n = len(inputs[0])
+        outs = [self.model(*(x[i : i + chunk] for x in inputs)) for i in range(0, n, chunk)]
+        return torch.cat(outs) if outs else torch.empty(0)
+
+    def evaluate(self, data: TensorSet) -> dict[str, float]:
+        outputs = self.predict(data.inputs)
+        with torch.inference_mode():
+            metrics = {"loss": float(self.loss(outputs, data.target))}
+            if self.score is not None:
+                metrics.update(self.score(outputs, data.target))
+        return metrics
