@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from strata.evaluate.metrics import HEADLINE
+from strata.evaluation.metrics import HEADLINE
 
 
 class Reporter:
@@ -28,6 +28,9 @@ class Reporter:
         """Headline metrics side by side per split; per-class scores and the confusion matrix of the last."""
         if self.quiet or not by_split:
             return
+        for split, values in by_split.items():
+            if "error" in values:
+                self.console.print(f"[red]{split}: {values['error']}[/red]")
         self.console.print(metrics_table(by_split))
         last_name, last = list(by_split.items())[-1]
         if "per_class" in last:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 from dataclasses import asdict, dataclass
+from functools import partial
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from strata.errors import RecipeError
+from strata.errors import DataError, RecipeError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from strata.data.split import Split
     from strata.features.pipeline import Pipeline
     from strata.recipe import Recipe
-    from strata.train.callbacks import Callback
+    from strata.training.callbacks import Callback
 
 
 @dataclass
@@ -80,8 +81,14 @@ def prepare(recipe: Recipe, frame: pd.DataFrame) -> Prepared:
     labels, names = None, None
     if task != "regression":
         keys = np.array([level_key(v) for v in frame[targets[0]].to_numpy(dtype=object)])
-        names, labels = np.unique(keys, return_inverse=True)
-    split = holdout(labels, len(frame), recipe.split, recipe.seeds.data, None if names is None else list(names))
+        levels, labels = np.unique(keys, return_inverse=True)
+        names = [str(level) for level in levels]
+    split = holdout(labels, len(frame), recipe.split, recipe.seeds.data, names)
+    if labels is not None:
+        unseen = sorted(set(range(len(names))) - set(labels[split.train].tolist()))
+        if unseen:
+            raise DataError(f"target '{targets[0]}': class {names[unseen[0]]!r} has no rows in the training split; "
+                            f"set split.stratify: true or add rows of that class")
     pipeline = fit_pipeline(frame, split.train, recipe.features, targets, task, recipe.data.drop)
     sets = {}
     for part, rows in split._asdict().items():
@@ -98,7 +105,7 @@ def _monitors(task: str, has_val: bool) -> list[str]:
 
 def _callbacks(recipe: Recipe, task: str, has_val: bool, quiet: bool) -> list[Callback]:
     from strata.errors import did_you_mean
-    from strata.train.callbacks import EarlyStopping, Progress
+    from strata.training.callbacks import EarlyStopping, Progress
 
     callbacks: list[Callback] = [Progress(recipe.train.epochs, quiet)]
     stop = recipe.train.early_stopping
@@ -142,11 +149,11 @@ def train(
     from strata._console import Reporter
     from strata.bundle import TrainedModel
     from strata.data.sources import load_frame
-    from strata.evaluate.metrics import epoch_score
+    from strata.evaluation.metrics import epoch_score
     from strata.models import build
     from strata.models.blocks import count_parameters
-    from strata.train import losses
-    from strata.train.trainer import Trainer
+    from strata.training import losses
+    from strata.training.trainer import Trainer
 
     recipe = as_recipe(recipe)
     report = Reporter(quiet)
@@ -198,7 +205,7 @@ def train(
         if len(prep.sets[part])
     }
     meta["metrics"] = metrics
-    model.artifacts["learning_curve.png"] = _learning_curve(history, trainer.best_epoch, recipe.display_name)
+    model.artifacts["learning_curve.png"] = partial(_learning_curve, history, trainer.best_epoch, recipe.display_name)
 
     if trainer.stop_reason:
         report.note(trainer.stop_reason)
@@ -210,7 +217,7 @@ def train(
 
 
 def _learning_curve(history: list[dict[str, float]], best_epoch: int | None, name: str) -> bytes:
-    from strata.evaluate.plots import learning_curve
+    from strata.evaluation.plots import learning_curve
 
     return learning_curve(history, best_epoch, title=f"{name}: learning curve")
 

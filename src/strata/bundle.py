@@ -24,12 +24,14 @@ import numpy as np
 from strata.errors import BundleError, DataError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     from torch import nn
 
     from strata.features.pipeline import Pipeline
     from strata.recipe import Recipe
-    from strata.train.losses import Head
+    from strata.training.losses import Head
 
 FORMAT = 1
 REQUIRED = ("weights.safetensors", "pipeline.json", "recipe.yaml", "meta.json")
@@ -45,10 +47,10 @@ class TrainedModel:
         pipeline: Pipeline,
         recipe: Recipe,
         meta: dict[str, Any],
-        artifacts: dict[str, bytes] | None = None,
+        artifacts: dict[str, bytes | Callable[[], bytes]] | None = None,
     ):
         self.network, self.pipeline, self.recipe, self.meta = network, pipeline, recipe, meta
-        self.artifacts = artifacts or {}  # extra files written into the bundle
+        self.artifacts = artifacts or {}  # extra files for the bundle; callables render when saved
         self.path: Path | None = None
         network.eval()
 
@@ -67,7 +69,7 @@ class TrainedModel:
 
     @property
     def head(self) -> Head:
-        from strata.train.losses import Head
+        from strata.training.losses import Head
 
         return Head(**self.meta["head"])
 
@@ -79,7 +81,7 @@ class TrainedModel:
     def _outputs(self, data: Any) -> np.ndarray:
         import torch
 
-        from strata.train.losses import to_predictions
+        from strata.training.losses import to_predictions
 
         frame = as_frame(data)
         inputs = self.pipeline.transform(frame).tensors()
@@ -131,15 +133,18 @@ class TrainedModel:
 
     def score(self, outputs: Any, encoded_target: Any) -> dict[str, Any]:
         """Metrics from raw network outputs and an encoded target (as the trainer holds them)."""
-        from strata.train.losses import to_predictions
+        from strata.training.losses import to_predictions
 
         predictions = to_predictions(self.head, outputs).numpy().astype(np.float64)
         return self._metrics(np.asarray(encoded_target), predictions)
 
     def _metrics(self, y: np.ndarray, predictions: np.ndarray) -> dict[str, Any]:
-        from strata.evaluate import metrics
+        from strata.evaluation import metrics
         from strata.features import target
 
+        if not np.isfinite(predictions).all():  # a diverged run: say so instead of failing in sklearn
+            bad = int((~np.isfinite(predictions)).any(axis=1).sum())
+            return {"error": f"the model outputs NaN or infinity for {bad} of {len(predictions)} rows"}
         if self.task != "regression":
             return metrics.classification(y, predictions, self.classes)
         state = self.pipeline.target
@@ -161,7 +166,7 @@ class TrainedModel:
             (tmp / "recipe.yaml").write_text(yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
             (tmp / "meta.json").write_text(json.dumps({**self.meta, "format": FORMAT}, indent=1, default=_json))
             for name, blob in self.artifacts.items():
-                (tmp / name).write_bytes(blob)
+                (tmp / name).write_bytes(blob() if callable(blob) else blob)
             _replace_dir(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)

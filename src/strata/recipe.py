@@ -441,12 +441,12 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
 
 def _explain_one(error: dict[str, Any]) -> str:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))  # drop union tags
-    path = ".".join(str(p) for p in loc) or "recipe"
+    path = ".".join(p if isinstance(p, str) and re.fullmatch(r"[\w-]+", p) else repr(p) for p in loc) or "recipe"
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":
         valid = _fields_at(loc[:-1])
         hint = did_you_mean(loc[-1], valid) or (f" (valid keys: {', '.join(valid)})" if valid else "")
-        return f"{path}: unknown key '{loc[-1]}'{hint}"
+        return f"{path}: unknown key {str(loc[-1])!r}{hint}"
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", error["ctx"]["expected"])
         return f"{path}: {one_of(value, choices)}"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from strata.errors import RecipeError, did_you_mean
 
 if TYPE_CHECKING:
-    from strata.train.trainer import Trainer
+    from strata.training.trainer import Trainer
 
 LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "mape", "error")
 

@@ -56,16 +56,17 @@ def lr_factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, epochs: int,
         phase = (t / (cfg.cycle_epochs or 4.0)) % 1.0
         return floor + (1 - floor) * (1 - abs(2 * phase - 1))
     if cfg.name == "onecycle":  # as torch's OneCycleLR: lr/25 -> lr -> lr/25e4, cosine both ways
-        return _one_cycle(t / span, cfg.pct_start or 0.3)
+        return _one_cycle(step - warmup, total - warmup, cfg.pct_start or 0.3)
     return 1.0
 
 
-def _one_cycle(progress: float, pct_start: float) -> float:
+def _one_cycle(step: int, total: int, pct_start: float) -> float:
+    """Step-for-step the same curve as torch.optim.lr_scheduler.OneCycleLR (cosine annealing)."""
     start, end = 1 / 25, 1 / 25e4
-    if progress < pct_start:
-        p = progress / pct_start
-        return start + (1 - start) * (1 - math.cos(math.pi * p)) / 2
-    p = min((progress - pct_start) / (1 - pct_start), 1.0)
+    peak = max(pct_start * total - 1, 1e-9)  # the step at which the peak is reached
+    if step <= peak:
+        return 1 + (start - 1) * (1 + math.cos(math.pi * step / peak)) / 2
+    p = min((step - peak) / max(total - 1 - peak, 1e-9), 1.0)
     return end + (1 - end) * (1 + math.cos(math.pi * p)) / 2
 
 

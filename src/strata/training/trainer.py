@@ -16,8 +16,8 @@ from torch import nn
 
 from strata.data.batches import TensorSet
 from strata.recipe import Seeds, TrainConfig
-from strata.train.callbacks import Callback
-from strata.train.optim import make_optimizer, make_scheduler
+from strata.training.callbacks import Callback
+from strata.training.optim import make_optimizer, make_scheduler
 
 Score = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
 
@@ -56,14 +56,10 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_train_begin(self)
             for epoch in range(1, cfg.epochs + 1):
+                lr = self.optimizer.param_groups[0]["lr"]  # the rate of the epoch's first step
                 start = time.perf_counter()
                 train_loss = self.train_epoch(train, order, scheduler)
-                logs = {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "seconds": time.perf_counter() - start,
-                    "lr": self.optimizer.param_groups[0]["lr"],
-                }
+                logs = {"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - start, "lr": lr}
                 if val is not None and len(val):
                     logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
                 self.history.append(logs)

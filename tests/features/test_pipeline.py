@@ -1,0 +1,203 @@
+"""The feature pipeline: fitted on training rows only, state is JSON, bad input is named."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from strata.errors import DataError, StrataWarning
+from strata.features import binary, categorical, numeric
+from strata.features.pipeline import Pipeline, fit_pipeline, infer_kind
+from strata.recipe import FeaturesConfig
+
+NUM = {"impute": "mean", "fill_value": 0.0, "scale": "zscore", "missing_indicator": False}
+CAT = {"encoding": "onehot", "embedding_dim": None, "min_frequency": 1, "max_onehot": 10}
+
+
+def fit(frame: pd.DataFrame, rows: np.ndarray | None = None, **features: object) -> Pipeline:
+    rows = np.arange(len(frame)) if rows is None else rows
+    return fit_pipeline(frame, rows, FeaturesConfig(**features), ["label"], "multiclass", [])
+
+
+# ---------------------------------------------------------------------------------- numeric
+@pytest.mark.parametrize(
+    ("impute", "expected_fill"), [("mean", 2.0), ("median", 1.5), ("constant", -1.0)]
+)
+def test_numeric_imputation(impute, expected_fill):
+    column = pd.Series([1.0, 1.5, 3.5, np.nan], name="x")
+    state = numeric.fit(column, {**NUM, "impute": impute, "fill_value": -1.0, "scale": "none"})
+    assert state["fill"] == pytest.approx(expected_fill)
+    assert numeric.transform(column, state)[3, 0] == pytest.approx(expected_fill)
+
+
+@pytest.mark.parametrize("scale", ["zscore", "minmax", "robust", "none"])
+def test_numeric_scaling(scale):
+    values = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    out = numeric.transform(pd.Series(values), numeric.fit(pd.Series(values), {**NUM, "scale": scale}))[:, 0]
+    expected = {
+        "zscore": (values - values.mean()) / values.std(),
+        "minmax": (values - 1) / 9,
+        "robust": (values - 3) / 2,
+        "none": values,
+    }[scale]
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+def test_missing_indicator_column():
+    column = pd.Series([1.0, np.nan, 3.0])
+    state = numeric.fit(column, {**NUM, "missing_indicator": True})
+    out = numeric.transform(column, state)
+    assert out.shape == (3, 2)
+    assert out[:, 1].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_constant_column_stays_finite():
+    column = pd.Series([5.0, 5.0, 5.0])
+    assert np.isfinite(numeric.transform(column, numeric.fit(column, NUM))).all()
+
+
+def test_non_numeric_value_names_column_and_row():
+    state = numeric.fit(pd.Series([1.0, 2.0], name="age"), NUM)
+    with pytest.raises(DataError, match=r"column 'age' should be numeric but row 1 has 'abc' \(1 such rows\)"):
+        numeric.transform(pd.Series(["3", "abc", None], name="age"), state)
+
+
+def test_numeric_strings_are_accepted():
+    state = numeric.fit(pd.Series([1.0, 2.0]), {**NUM, "scale": "none"})
+    assert numeric.transform(pd.Series(["3.5", None]), state)[:, 0].tolist() == [3.5, 1.5]
+
+
+# ------------------------------------------------------------------------------ categorical
+def test_onehot_with_missing_level_and_unseen_warning():
+    column = pd.Series(["a", "b", None, "a"], name="c")
+    state = categorical.fit(column, CAT)
+    assert state["vocab"] == ["<unseen>", "<missing>", "a", "b"]
+    out = categorical.transform(pd.Series(["b", None], name="c"), state)
+    assert out.tolist() == [[0, 0, 1], [1, 0, 0]]
+    with pytest.warns(StrataWarning, match=r"column 'c': 1 rows have categories not in the training vocabulary \('z'\)"):
+        unseen = categorical.transform(pd.Series(["z"], name="c"), state)
+    assert unseen.tolist() == [[0, 0, 0]]
+
+
+def test_embedding_indices_and_dimension_rule():
+    levels = [f"l{i}" for i in range(40)]
+    state = categorical.fit(pd.Series(levels * 2), {**CAT, "encoding": "auto"})
+    assert state["encoding"] == "embedding"  # 40 levels > max_onehot
+    assert state["embedding_dim"] == categorical.embedding_dim(41) == round(1.6 * 41**0.56)
+    with pytest.warns(StrataWarning, match="'nope'"):
+        codes = categorical.transform(pd.Series(["l0", "nope"]), state)
+    assert codes.dtype == np.int64 and codes[:, 0].tolist() == [1, 0]
+
+
+def test_rare_levels_fold_into_unknown():
+    column = pd.Series(["a"] * 5 + ["b"] * 5 + ["rare"])
+    state = categorical.fit(column, {**CAT, "min_frequency": 2})
+    assert "rare" not in state["vocab"]
+
+
+def test_integer_and_float_forms_of_a_level_match():
+    state = categorical.fit(pd.Series([2007, 2008, 2009]), CAT)
+    out = categorical.transform(pd.Series([2008.0, "2009"]), state)
+    assert out.argmax(1).tolist() == [state["vocab"].index("2008") - 1, state["vocab"].index("2009") - 1]
+
+
+# ---------------------------------------------------------------------------------- binary
+def test_binary_maps_two_levels_and_imputes_mode():
+    column = pd.Series(["no", "yes", "yes", None], name="flag")
+    state = binary.fit(column, {})
+    assert binary.transform(column, state)[:, 0].tolist() == [0, 1, 1, 1]
+    with pytest.warns(StrataWarning, match="column 'flag': 1 rows have values not seen in training"):
+        binary.transform(pd.Series(["maybe"], name="flag"), state)
+
+
+def test_binary_with_three_levels_is_refused():
+    with pytest.raises(DataError, match="declared binary but has 3 levels"):
+        binary.fit(pd.Series(["a", "b", "c"], name="x"), {})
+
+
+# -------------------------------------------------------------------------------- pipeline
+def test_type_inference_is_explained(mixed_frame):
+    pipeline = fit(mixed_frame)
+    kinds = {c["name"]: c["kind"] for c in pipeline.columns}
+    assert kinds == {"x1": "numeric", "x2": "numeric", "colour": "categorical", "flag": "binary"}
+    assert any(n.startswith("colour: categorical (3 distinct values)") for n in pipeline.notes)
+
+
+def test_identifier_columns_are_skipped_with_a_note(mixed_frame):
+    frame = mixed_frame.assign(customer=[f"id{i}" for i in range(len(mixed_frame))])
+    pipeline = fit(frame)
+    assert "customer" not in pipeline.input_names
+    assert any("customer: skipped" in n and "identifier" in n for n in pipeline.notes)
+
+
+def test_infer_kind_rules():
+    assert infer_kind(pd.Series([True, False, True]))[0] == "binary"
+    assert infer_kind(pd.Series([1, 2, 3, 1]))[0] == "categorical"
+    assert infer_kind(pd.Series(np.arange(100)))[0] == "numeric"
+    assert infer_kind(pd.Series([0.5, 1.5, 2.5]))[0] == "numeric"
+    assert infer_kind(pd.Series(["same"] * 5))[0] is None
+
+
+def test_statistics_come_from_training_rows_only(mixed_frame):
+    train_rows = np.arange(100)
+    pipeline = fit(mixed_frame, train_rows)
+    x1 = next(c for c in pipeline.columns if c["name"] == "x1")["state"]
+    assert x1["center"] == pytest.approx(mixed_frame["x1"].iloc[:100].mean())
+    assert x1["center"] != pytest.approx(mixed_frame["x1"].mean())
+
+
+def test_state_is_json_and_round_trips(mixed_frame):
+    pipeline = fit(mixed_frame, columns=[{"name": "colour", "type": "categorical", "encoding": "embedding"}, "x1"])
+    text = json.dumps(pipeline.to_json())
+    again = Pipeline.from_json(json.loads(text))
+    a, b = pipeline.transform(mixed_frame), again.transform(mixed_frame)
+    np.testing.assert_array_equal(a.x_num, b.x_num)
+    np.testing.assert_array_equal(a.x_cat, b.x_cat)
+    assert a.x_cat.shape == (200, 1) and a.x_num.shape == (200, 1)
+
+
+def test_listed_columns_only_and_per_column_options(mixed_frame):
+    pipeline = fit(mixed_frame, columns=[{"name": "x2", "impute": "median", "missing_indicator": True}])
+    assert pipeline.input_names == ["x2"]
+    assert pipeline.numeric_width == 2
+
+
+def test_missing_column_at_predict_is_named(mixed_frame):
+    pipeline = fit(mixed_frame)
+    with pytest.raises(DataError, match=r"data is missing column 'colour'.*the model needs: x1, x2, colour, flag"):
+        pipeline.transform(mixed_frame.drop(columns=["colour"]))
+
+
+def test_misspelt_column_gets_a_suggestion(mixed_frame):
+    pipeline = fit(mixed_frame)
+    with pytest.raises(DataError, match=r"missing column 'colour' \(did you mean 'color'\?\)"):
+        pipeline.transform(mixed_frame.rename(columns={"colour": "color"}))
+
+
+def test_wrong_dtype_at_predict(mixed_frame):
+    pipeline = fit(mixed_frame)
+    bad = mixed_frame.astype({"x1": object})
+    bad.loc[7, "x1"] = "seven"
+    with pytest.raises(DataError, match=r"column 'x1' should be numeric but row 7 has 'seven'"):
+        pipeline.transform(bad)
+
+
+def test_unseen_category_warns_but_predicts(mixed_frame):
+    pipeline = fit(mixed_frame)
+    new = mixed_frame.head(3).assign(colour=["purple", "red", "purple"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        inputs = pipeline.transform(new)
+    assert inputs.x_num.shape[0] == 3
+    assert any("2 rows have categories not in the training vocabulary ('purple')" in str(w.message) for w in caught)
+
+
+def test_unknown_columns_in_the_recipe_are_named(mixed_frame):
+    with pytest.raises(DataError, match=r"features.columns: column 'colr' is not in the data \(did you mean 'colour'"):
+        fit(mixed_frame, columns=["colr"])
+    with pytest.raises(DataError, match="'label' is the target"):
+        fit(mixed_frame, columns=["label"])

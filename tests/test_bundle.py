@@ -1,0 +1,176 @@
+"""Bundles: plain files, atomic writes, no unpickling, identical predictions in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import strata
+from strata.bundle import load
+from strata.errors import BundleError, DataError
+from tests.conftest import tiny_recipe
+
+FIXTURE = Path(__file__).parent / "fixtures" / "bundle_v1"
+
+
+@pytest.fixture
+def saved(tmp_path, mixed_frame):
+    result = strata.train(
+        tiny_recipe(model={"hidden": [16], "dropout": 0.1},
+                    features={"columns": ["x1", "x2", {"name": "colour", "encoding": "embedding"}, "flag"]}),
+        data=mixed_frame, out=tmp_path / "bundle", quiet=True,
+    )
+    return result, tmp_path / "bundle"
+
+
+def test_bundle_holds_plain_files(saved):
+    _, path = saved
+    names = {p.name for p in path.iterdir()}
+    assert {"weights.safetensors", "pipeline.json", "recipe.yaml", "meta.json", "learning_curve.png"} <= names
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["format"] == 1
+    assert set(meta["fingerprint"]) == {"recipe", "data"}
+    assert set(meta["seeds"]) == {"data", "model", "train"}
+    assert {"torch", "numpy", "python"} <= set(meta["versions"])
+    assert meta["metrics"]["test"]["accuracy"] is not None
+    assert (path / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_loaded_model_predicts_identically(saved, mixed_frame):
+    result, path = saved
+    loaded = load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(mixed_frame), result.model.predict_proba(mixed_frame))
+    assert loaded.classes == result.model.classes == ["high", "low", "mid"]
+    assert loaded.evaluate(mixed_frame) == result.model.evaluate(mixed_frame)
+
+
+def test_fresh_process_predicts_identically(saved, mixed_frame, tmp_path):
+    result, path = saved
+    mixed_frame.to_csv(tmp_path / "rows.csv", index=False)
+    script = (
+        "import sys, numpy as np, strata\n"
+        "m = strata.load(sys.argv[1])\n"
+        "np.save(sys.argv[3], m.predict_proba(sys.argv[2]))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "rows.csv"), str(tmp_path / "p.npy")],
+                   check=True)
+    here = result.model.predict_proba(pd.read_csv(tmp_path / "rows.csv"))
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), here)
+
+
+def test_loading_never_unpickles(saved, monkeypatch):
+    import pickle
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle used while loading a bundle")
+
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    assert load(saved[1]).predict([{"x1": 0.1, "x2": 4.0, "colour": "red", "flag": "no"}]).shape == (1,)
+
+
+def test_predict_accepts_records_and_files(saved, mixed_frame, tmp_path):
+    model = load(saved[1])
+    mixed_frame.head(4).to_parquet(tmp_path / "rows.parquet")
+    from_file = model.predict(tmp_path / "rows.parquet")
+    from_records = model.predict(mixed_frame.head(4).to_dict("records"))
+    assert list(from_file) == list(from_records) == list(model.predict(mixed_frame.head(4)))
+
+
+def test_predict_frame_columns(saved, mixed_frame):
+    frame = load(saved[1]).predict_frame(mixed_frame.head(3))
+    assert list(frame.columns) == ["prediction", "proba_high", "proba_low", "proba_mid"]
+    np.testing.assert_allclose(frame.filter(like="proba_").sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_regression_bundle_predicts_in_target_units(tmp_path, regression_frame):
+    result = strata.train(tiny_recipe(train={"epochs": 40, "batch_size": 16}), data=regression_frame,
+                          out=tmp_path / "reg", quiet=True)
+    predictions = load(tmp_path / "reg").predict(regression_frame)
+    assert predictions.shape == (len(regression_frame),)
+    assert abs(predictions.mean() - regression_frame["label"].mean()) < 1.0  # not in standardised units
+    with pytest.raises(DataError, match="predict_proba needs a classifier"):
+        result.model.predict_proba(regression_frame)
+
+
+def test_overwriting_replaces_the_bundle_whole(saved, mixed_frame):
+    result, path = saved
+    (path / "stale.txt").write_text("from an older run")
+    result.model.save(path)
+    assert not (path / "stale.txt").exists()
+    assert load(path).predict(mixed_frame).shape == (len(mixed_frame),)
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []  # no temp folders left
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(saved, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not lose me")
+    with pytest.raises(BundleError, match="is not a Strata bundle; refusing to overwrite"):
+        saved[0].model.save(precious)
+    assert (precious / "thesis.tex").read_text() == "do not lose me"
+
+
+def test_a_failed_save_leaves_the_old_bundle(saved, monkeypatch):
+    result, path = saved
+    before = (path / "weights.safetensors").read_bytes()
+    result.model.artifacts["broken.png"] = lambda: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        result.model.save(path)
+    assert (path / "weights.safetensors").read_bytes() == before
+    assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: (p / "weights.safetensors").unlink(), "is incomplete: missing weights.safetensors"),
+        (lambda p: (p / "weights.safetensors").write_bytes(b"\x00" * 20), "is corrupt"),
+        (lambda p: (p / "meta.json").write_text("{not json"), "is corrupt"),
+        (lambda p: (p / "meta.json").write_text(json.dumps({"format": 99})), "has format 99; this Strata reads up to"),
+        (lambda p: (p / "pipeline.json").write_text(json.dumps({"format": 1})), "is corrupt"),
+    ],
+)
+def test_damaged_bundles_are_named(saved, damage, message):
+    damage(saved[1])
+    with pytest.raises(BundleError, match=message):
+        load(saved[1])
+
+
+def test_missing_bundle(tmp_path):
+    with pytest.raises(BundleError, match=r"model bundle '.*nothing' not found"):
+        load(tmp_path / "nothing")
+
+
+def test_predict_input_errors(saved, mixed_frame):
+    model = load(saved[1])
+    with pytest.raises(DataError, match="data is missing column 'flag'"):
+        model.predict(mixed_frame.drop(columns=["flag"]))
+    bad = mixed_frame.head(3).astype({"x2": object})
+    bad.loc[1, "x2"] = "n/a"
+    with pytest.raises(DataError, match=r"column 'x2' should be numeric but row 1 has 'n/a'"):
+        model.predict(bad)
+    with pytest.warns(strata.StrataWarning, match="'purple'"):
+        assert model.predict(mixed_frame.head(2).assign(colour="purple")).shape == (2,)
+    with pytest.raises(DataError, match="expected a DataFrame, a list of records or a file path, got int"):
+        model.predict(42)
+
+
+def test_evaluate_needs_known_labels(saved, mixed_frame):
+    model = load(saved[1])
+    with pytest.raises(DataError, match="target 'label' has label 'unknown', which the model was not trained on"):
+        model.evaluate(mixed_frame.head(5).assign(label="unknown"))
+
+
+def test_format_1_bundle_from_an_earlier_release_still_loads():
+    """tests/fixtures/bundle_v1 was written by Strata 0.1.0; it must keep loading and predicting the same."""
+    model = load(FIXTURE)
+    rows = pd.read_csv(FIXTURE.parent / "bundle_v1_rows.csv")
+    expected = np.load(FIXTURE.parent / "bundle_v1_proba.npy")
+    np.testing.assert_allclose(model.predict_proba(rows), expected, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,195 @@
+"""The `strata` command, run as a user runs it: exit codes, files written, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from strata.cli import main
+from strata.errors import StrataWarning
+
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def strata(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the CLI entry point in-process; returns (exit code, stdout, stderr)."""
+    old = sys.argv
+    sys.argv = ["strata", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def table(tmp_path, mixed_frame) -> Path:
+    path = tmp_path / "table.csv"
+    mixed_frame.assign(row_id=[f"r{i}" for i in range(len(mixed_frame))]).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def recipe(tmp_path, table) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump({
+        "data": {"path": table.name, "target": "label", "drop": ["row_id"]},
+        "model": {"hidden": [16]}, "train": {"epochs": 5, "batch_size": 16},
+    }))
+    return path
+
+
+def test_help_is_fast_because_nothing_heavy_is_imported():
+    code = (
+        "import sys\nfrom strata.cli import app\n"
+        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'pandas', 'sklearn', 'matplotlib', 'numpy') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "HEAVY []" in out
+    assert "train" in out and "predict" in out
+
+
+def test_import_strata_is_light():
+    code = "import sys, strata\nprint([m for m in ('torch', 'pandas', 'sklearn', 'mlflow', 'optuna') if m in sys.modules])"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_console_script_trains_end_to_end(tmp_path, recipe, table):
+    exe = Path(sys.executable).parent / "strata"
+    done = subprocess.run([str(exe), "train", str(recipe), "--out", str(tmp_path / "m"), "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""  # --quiet
+    assert (tmp_path / "m" / "weights.safetensors").exists()
+
+
+def test_train_evaluate_predict(capsys, tmp_path, recipe, table):
+    bundle = tmp_path / "model"
+    code, out, _ = strata(capsys, "train", recipe, "--out", bundle, "--set", "train.epochs=7", "--set", "seed=3")
+    assert code == 0
+    assert "Metrics" in out and "accuracy" in out and "Confusion matrix" in out
+    assert "colour: categorical" in out  # the inferred types are shown
+    assert yaml.safe_load((bundle / "recipe.yaml").read_text())["train"]["epochs"] == 7
+
+    code, out, _ = strata(capsys, "evaluate", bundle, table)
+    assert code == 0 and "accuracy" in out
+
+    preds = tmp_path / "preds.csv"
+    code, out, _ = strata(capsys, "predict", bundle, table, "--out", preds, "--id", "row_id")
+    assert code == 0 and "wrote 200 predictions" in out
+    frame = pd.read_csv(preds)
+    assert list(frame.columns) == ["row_id", "prediction", "proba_high", "proba_low", "proba_mid"]
+    assert frame["row_id"].tolist()[:2] == ["r0", "r1"]
+
+    code, out, _ = strata(capsys, "predict", bundle, table)  # to stdout
+    assert code == 0 and out.splitlines()[0] == "prediction,proba_high,proba_low,proba_mid"
+
+
+def test_default_bundle_folder_is_models_slash_name(capsys, tmp_path, recipe, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, _ = strata(capsys, "train", recipe, "--quiet")
+    assert code == 0 and (tmp_path / "models" / "recipe" / "meta.json").exists()
+
+
+def test_datasets_lists_every_bundled_dataset(capsys):
+    code, out, _ = strata(capsys, "datasets")
+    assert code == 0
+    for name in ("iris", "wine", "breast_cancer", "diabetes", "digits", "penguins"):
+        assert name in out
+
+
+def test_init_writes_a_recipe_that_trains(capsys, tmp_path, table):
+    code, out, _ = strata(capsys, "init", table, "--target", "label")
+    written = tmp_path / "table.yaml"
+    assert code == 0 and str(written) in out
+    recipe = yaml.safe_load(written.read_text())
+    types = {c["name"]: c["type"] for c in recipe["features"]["columns"]}
+    assert types == {"x1": "numeric", "x2": "numeric", "colour": "categorical", "flag": "binary"}
+    assert "row_id" in written.read_text().split("Left out:")[1]  # skipped, and said so
+    code, _, err = strata(capsys, "train", written, "--set", "train.epochs=3", "--out", tmp_path / "m", "-q")
+    assert code == 0, err
+    code, _, err = strata(capsys, "init", table, "--target", "label")
+    assert code == 1 and "already exists; pass --force" in err
+
+
+def one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_bad_recipe_key_is_one_line(capsys, recipe):
+    code, _, err = strata(capsys, "train", recipe, "--set", "train.optimizer.name=adamm")
+    assert code == 1
+    assert "train.optimizer.name: 'adamm' is not one of sgd, adam, adamw, rmsprop (did you mean 'adam'?)" in one_line_error(err)
+
+
+def test_missing_target_column_is_one_line(capsys, recipe):
+    code, _, err = strata(capsys, "train", recipe, "--set", "data.target=lable")
+    assert code == 1 and "column 'lable' is not in the data (did you mean 'label'?)" in one_line_error(err)
+
+
+def test_target_with_missing_values(capsys, tmp_path, recipe, table):
+    frame = pd.read_csv(table)
+    frame.loc[[4, 8], "label"] = None
+    frame.to_csv(table, index=False)
+    code, _, err = strata(capsys, "train", recipe)
+    assert code == 1 and "target 'label' has 2 missing values (rows 4, 8)" in one_line_error(err)
+
+
+def test_missing_and_empty_data_files(capsys, tmp_path, recipe):
+    code, _, err = strata(capsys, "train", recipe, "--data", tmp_path / "nope.csv")
+    assert code == 1 and "nope.csv' not found" in one_line_error(err)
+    (tmp_path / "empty.csv").write_text("")
+    code, _, err = strata(capsys, "train", recipe, "--data", tmp_path / "empty.csv")
+    assert code == 1 and "empty.csv' is empty" in one_line_error(err)
+
+
+def test_predict_errors_and_warnings(capsys, tmp_path, recipe, table):
+    bundle = tmp_path / "model"
+    assert strata(capsys, "train", recipe, "--out", bundle, "-q")[0] == 0
+    frame = pd.read_csv(table)
+    frame.drop(columns=["flag"]).to_csv(tmp_path / "no_flag.csv", index=False)
+    code, _, err = strata(capsys, "predict", bundle, tmp_path / "no_flag.csv")
+    assert code == 1 and "data is missing column 'flag'" in one_line_error(err)
+
+    frame.assign(x1="oops").to_csv(tmp_path / "text.csv", index=False)
+    code, _, err = strata(capsys, "predict", bundle, tmp_path / "text.csv")
+    assert code == 1 and "column 'x1' should be numeric but row 0 has 'oops'" in one_line_error(err)
+
+    frame.assign(colour="purple").to_csv(tmp_path / "new_level.csv", index=False)
+    with warnings.catch_warnings():  # shown to the user, not raised (pytest is set to raise them)
+        warnings.simplefilter("always", StrataWarning)
+        code, out, err = strata(capsys, "predict", bundle, tmp_path / "new_level.csv")
+    assert code == 0 and len(out.splitlines()) == 201
+    assert "warning: column 'colour': 200 rows have categories not in the training vocabulary" in err
+
+    code, _, err = strata(capsys, "predict", tmp_path / "no_such_model", table)
+    assert code == 1 and "model bundle" in one_line_error(err) and "not found" in err
+
+    code, _, err = strata(capsys, "predict", bundle, table, "--out", tmp_path / "p.xlsx")
+    assert code == 1 and "expected a .csv or .parquet file name" in one_line_error(err)
+
+
+def test_usage_errors_exit_2(capsys):
+    code, _, err = strata(capsys, "train")
+    assert code == 2 and "Missing argument" in err
+
+
+def test_example_recipes_train(capsys, tmp_path):
+    for recipe in sorted(EXAMPLES.glob("*.yaml")):
+        code, _, err = strata(capsys, "train", recipe, "--set", "train.epochs=3", "--out", tmp_path / recipe.stem, "-q")
+        assert code == 0, f"{recipe.name}: {err}"
