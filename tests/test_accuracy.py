@@ -18,16 +18,25 @@ from strata.api import prepare
 from strata.data.datasets import load_dataset
 
 SEEDS = (0, 1, 2)
-CLASSIFY = {"epochs": 300, "batch_size": 16, "optimizer": {"name": "adamw", "lr": 3e-3, "weight_decay": 0.05},
-            "early_stopping": {"patience": 40}}
+CLASSIFY = {
+    "epochs": 300,
+    "batch_size": 16,
+    "optimizer": {"name": "adamw", "lr": 3e-3, "weight_decay": 0.05},
+    "early_stopping": {"patience": 40},
+}
 CASES = {
     # dataset: (target, metric, floor, model, train)
     "iris": ("species", "accuracy", 0.93, {"hidden": [32]}, CLASSIFY),
     "wine": ("cultivar", "accuracy", 0.95, {"hidden": [64, 32], "dropout": 0.3, "norm": "batch"}, CLASSIFY),
     "breast_cancer": ("diagnosis", "accuracy", 0.95, {"hidden": [64, 32], "dropout": 0.2}, CLASSIFY),
     "penguins": ("species", "accuracy", 0.97, {"hidden": [64, 32], "dropout": 0.1}, CLASSIFY),
-    "diabetes": ("progression", "r2", 0.35, {"hidden": [64], "dropout": 0.3, "activation": "elu"},
-                 {"epochs": 100, "batch_size": 32, "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.3}}),
+    "diabetes": (
+        "progression",
+        "r2",
+        0.35,
+        {"hidden": [64], "dropout": 0.3, "activation": "elu"},
+        {"epochs": 100, "batch_size": 32, "optimizer": {"name": "adamw", "lr": 1e-3, "weight_decay": 0.3}},
+    ),
 }
 
 

@@ -22,9 +22,13 @@ FIXTURE = Path(__file__).parent / "fixtures" / "bundle_v1"
 @pytest.fixture
 def saved(tmp_path, mixed_frame):
     result = strata.train(
-        tiny_recipe(model={"hidden": [16], "dropout": 0.1},
-                    features={"columns": ["x1", "x2", {"name": "colour", "encoding": "embedding"}, "flag"]}),
-        data=mixed_frame, out=tmp_path / "bundle", quiet=True,
+        tiny_recipe(
+            model={"hidden": [16], "dropout": 0.1},
+            features={"columns": ["x1", "x2", {"name": "colour", "encoding": "embedding"}, "flag"]},
+        ),
+        data=mixed_frame,
+        out=tmp_path / "bundle",
+        quiet=True,
     )
     return result, tmp_path / "bundle"
 
@@ -58,8 +62,9 @@ def test_fresh_process_predicts_identically(saved, mixed_frame, tmp_path):
         "m = strata.load(sys.argv[1])\n"
         "np.save(sys.argv[3], m.predict_proba(sys.argv[2]))\n"
     )
-    subprocess.run([sys.executable, "-c", script, str(path), str(tmp_path / "rows.csv"), str(tmp_path / "p.npy")],
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-c", script, str(path), str(tmp_path / "rows.csv"), str(tmp_path / "p.npy")], check=True
+    )
     here = result.model.predict_proba(pd.read_csv(tmp_path / "rows.csv"))
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), here)
 
@@ -90,8 +95,9 @@ def test_predict_frame_columns(saved, mixed_frame):
 
 
 def test_regression_bundle_predicts_in_target_units(tmp_path, regression_frame):
-    result = strata.train(tiny_recipe(train={"epochs": 40, "batch_size": 16}), data=regression_frame,
-                          out=tmp_path / "reg", quiet=True)
+    result = strata.train(
+        tiny_recipe(train={"epochs": 40, "batch_size": 16}), data=regression_frame, out=tmp_path / "reg", quiet=True
+    )
     predictions = load(tmp_path / "reg").predict(regression_frame)
     assert predictions.shape == (len(regression_frame),)
     assert abs(predictions.mean() - regression_frame["label"].mean()) < 1.0  # not in standardised units

@@ -42,10 +42,15 @@ def table(tmp_path, mixed_frame) -> Path:
 @pytest.fixture
 def recipe(tmp_path, table) -> Path:
     path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump({
-        "data": {"path": table.name, "target": "label", "drop": ["row_id"]},
-        "model": {"hidden": [16]}, "train": {"epochs": 5, "batch_size": 16},
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"path": table.name, "target": "label", "drop": ["row_id"]},
+                "model": {"hidden": [16]},
+                "train": {"epochs": 5, "batch_size": 16},
+            }
+        )
+    )
     return path
 
 
@@ -62,14 +67,22 @@ def test_help_is_fast_because_nothing_heavy_is_imported():
 
 
 def test_import_strata_is_light():
-    code = "import sys, strata\nprint([m for m in ('torch', 'pandas', 'sklearn', 'mlflow', 'optuna') if m in sys.modules])"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    code = (
+        "import sys, strata\nprint([m for m in ('torch', 'pandas', 'sklearn', 'mlflow', 'optuna') if m in sys.modules])"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+    )
 
 
 def test_console_script_trains_end_to_end(tmp_path, recipe, table):
     exe = Path(sys.executable).parent / "strata"
-    done = subprocess.run([str(exe), "train", str(recipe), "--out", str(tmp_path / "m"), "--quiet"],
-                          capture_output=True, text=True, cwd=tmp_path)
+    done = subprocess.run(
+        [str(exe), "train", str(recipe), "--out", str(tmp_path / "m"), "--quiet"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""  # --quiet
     assert (tmp_path / "m" / "weights.safetensors").exists()
@@ -134,7 +147,10 @@ def one_line_error(err: str) -> str:
 def test_bad_recipe_key_is_one_line(capsys, recipe):
     code, _, err = strata(capsys, "train", recipe, "--set", "train.optimizer.name=adamm")
     assert code == 1
-    assert "train.optimizer.name: 'adamm' is not one of sgd, adam, adamw, rmsprop (did you mean 'adam'?)" in one_line_error(err)
+    assert (
+        "train.optimizer.name: 'adamm' is not one of sgd, adam, adamw, rmsprop (did you mean 'adam'?)"
+        in one_line_error(err)
+    )
 
 
 def test_missing_target_column_is_one_line(capsys, recipe):

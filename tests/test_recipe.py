@@ -71,7 +71,9 @@ def test_unknown_dataset_suggests_close_name():
 
 
 def test_option_that_would_be_ignored_is_rejected():
-    with pytest.raises(RecipeError, match=r"train.optimizer: option 'momentum' applies to name sgd, rmsprop, not 'adam'"):
+    with pytest.raises(
+        RecipeError, match=r"train.optimizer: option 'momentum' applies to name sgd, rmsprop, not 'adam'"
+    ):
         recipe_with(train__optimizer={"name": "adam", "momentum": 0.9})
     with pytest.raises(RecipeError, match=r"option 'step_size' applies to name step, not 'cosine'"):
         recipe_with(train__schedule={"name": "cosine", "step_size": 3})
@@ -178,11 +180,27 @@ values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
     max_leaves=6,
 )
-paths = st.sampled_from([
-    "train.epochs", "train.optimizer", "train.optimizer.lr", "train.optimizer.name", "train.schedule",
-    "train.loss.class_weights", "train.early_stopping", "train.clip", "model.hidden", "model.activation",
-    "split.test", "features.columns", "features.numeric.scale", "data.target", "data.drop", "seed", "bogus.key",
-])
+paths = st.sampled_from(
+    [
+        "train.epochs",
+        "train.optimizer",
+        "train.optimizer.lr",
+        "train.optimizer.name",
+        "train.schedule",
+        "train.loss.class_weights",
+        "train.early_stopping",
+        "train.clip",
+        "model.hidden",
+        "model.activation",
+        "split.test",
+        "features.columns",
+        "features.numeric.scale",
+        "data.target",
+        "data.drop",
+        "seed",
+        "bogus.key",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)

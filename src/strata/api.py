@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import platform
 from dataclasses import asdict, dataclass
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,8 +87,10 @@ def prepare(recipe: Recipe, frame: pd.DataFrame) -> Prepared:
     if labels is not None:
         unseen = sorted(set(range(len(names))) - set(labels[split.train].tolist()))
         if unseen:
-            raise DataError(f"target '{targets[0]}': class {names[unseen[0]]!r} has no rows in the training split; "
-                            f"set split.stratify: true or add rows of that class")
+            raise DataError(
+                f"target '{targets[0]}': class {names[unseen[0]]!r} has no rows in the training split; "
+                f"set split.stratify: true or add rows of that class"
+            )
     pipeline = fit_pipeline(frame, split.train, recipe.features, targets, task, recipe.data.drop)
     sets = {}
     for part, rows in split._asdict().items():

@@ -75,7 +75,7 @@ def test_penguins_has_missing_values_and_categoricals():
 def test_load_frame_prefers_the_given_data(mixed_frame):
     cfg = DataConfig(dataset="iris", target="label")
     assert load_frame(cfg, mixed_frame) is mixed_frame
-    with pytest.raises(DataError, match="no data: set data.path or data.dataset"):
+    with pytest.raises(DataError, match=r"no data: set data\.path or data\.dataset"):
         load_frame(DataConfig(target="label"))
     with pytest.raises(DataError, match="has no rows"):
         load_frame(cfg, mixed_frame.iloc[:0])

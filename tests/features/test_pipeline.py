@@ -24,9 +24,7 @@ def fit(frame: pd.DataFrame, rows: np.ndarray | None = None, **features: object)
 
 
 # ---------------------------------------------------------------------------------- numeric
-@pytest.mark.parametrize(
-    ("impute", "expected_fill"), [("mean", 2.0), ("median", 1.5), ("constant", -1.0)]
-)
+@pytest.mark.parametrize(("impute", "expected_fill"), [("mean", 2.0), ("median", 1.5), ("constant", -1.0)])
 def test_numeric_imputation(impute, expected_fill):
     column = pd.Series([1.0, 1.5, 3.5, np.nan], name="x")
     state = numeric.fit(column, {**NUM, "impute": impute, "fill_value": -1.0, "scale": "none"})
@@ -78,7 +76,9 @@ def test_onehot_with_missing_level_and_unseen_warning():
     assert state["vocab"] == ["<unseen>", "<missing>", "a", "b"]
     out = categorical.transform(pd.Series(["b", None], name="c"), state)
     assert out.tolist() == [[0, 0, 1], [1, 0, 0]]
-    with pytest.warns(StrataWarning, match=r"column 'c': 1 rows have categories not in the training vocabulary \('z'\)"):
+    with pytest.warns(
+        StrataWarning, match=r"column 'c': 1 rows have categories not in the training vocabulary \('z'\)"
+    ):
         unseen = categorical.transform(pd.Series(["z"], name="c"), state)
     assert unseen.tolist() == [[0, 0, 0]]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -30,7 +32,7 @@ def torch_factors(make) -> list[float]:
 def test_linear_warmup_then_constant():
     f = factors(name="none", warmup_epochs=2)
     assert f[0] == pytest.approx(1 / 20) and f[19] == pytest.approx(1.0)
-    assert all(a < b for a, b in zip(f[:19], f[1:20], strict=True))
+    assert all(a < b for a, b in itertools.pairwise(f[:20]))
     assert set(f[20:]) == {1.0}
 
 
@@ -53,8 +55,9 @@ def test_cosine_matches_torch_and_reaches_min_lr():
 def test_onecycle_matches_torch():
     ours = factors(name="onecycle", pct_start=0.25)
     theirs = torch_factors(
-        lambda o: torch.optim.lr_scheduler.OneCycleLR(o, max_lr=LR, total_steps=STEPS * EPOCHS, pct_start=0.25,
-                                                      cycle_momentum=False)
+        lambda o: torch.optim.lr_scheduler.OneCycleLR(
+            o, max_lr=LR, total_steps=STEPS * EPOCHS, pct_start=0.25, cycle_momentum=False
+        )
     )
     assert ours == pytest.approx(theirs, abs=1e-9)
 
@@ -83,8 +86,12 @@ def test_weight_decay_skips_biases():
 
 @pytest.mark.parametrize(
     ("cfg", "kind"),
-    [({"name": "sgd", "momentum": 0.9, "nesterov": True}, torch.optim.SGD), ({"name": "adam"}, torch.optim.Adam),
-     ({"name": "adamw", "betas": (0.8, 0.9)}, torch.optim.AdamW), ({"name": "rmsprop", "momentum": 0.5}, torch.optim.RMSprop)],
+    [
+        ({"name": "sgd", "momentum": 0.9, "nesterov": True}, torch.optim.SGD),
+        ({"name": "adam"}, torch.optim.Adam),
+        ({"name": "adamw", "betas": (0.8, 0.9)}, torch.optim.AdamW),
+        ({"name": "rmsprop", "momentum": 0.5}, torch.optim.RMSprop),
+    ],
 )
 def test_optimizer_settings_reach_torch(cfg, kind):
     opt = make_optimizer(torch.nn.Linear(2, 2), OptimizerConfig(lr=0.05, **cfg))
