@@ -49,7 +49,7 @@ def linear_baseline(name: str, seed: int) -> float:
     """A linear model on exactly the same split and features."""
     prep = prepare(strata.Recipe.from_dict(recipe(name, seed)), load_dataset(name))
     train, test = prep.sets["train"], prep.sets["test"]
-    x_train, x_test = train.inputs[0].numpy(), test.inputs[0].numpy()
+    x_train, x_test = train.inputs["numeric"].numpy(), test.inputs["numeric"].numpy()
     if prep.task == "regression":
         fitted = Ridge().fit(x_train, train.target.numpy())
         return r2_score(test.target.numpy(), fitted.predict(x_test))

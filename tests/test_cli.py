@@ -182,9 +182,13 @@ def test_predict_errors_and_warnings(capsys, tmp_path, recipe, table):
     code, _, err = strata(capsys, "predict", bundle, tmp_path / "no_flag.csv")
     assert code == 1 and "data is missing column 'flag'" in one_line_error(err)
 
-    frame.assign(x1="oops").to_csv(tmp_path / "text.csv", index=False)
+    frame.assign(x1=["oops"] + [0.5] * (len(frame) - 1)).to_csv(tmp_path / "text.csv", index=False)
     code, _, err = strata(capsys, "predict", bundle, tmp_path / "text.csv")
     assert code == 1 and "column 'x1' should be numeric but row 0 has 'oops'" in one_line_error(err)
+
+    frame.assign(x1="oops").to_csv(tmp_path / "text.csv", index=False)
+    code, _, err = strata(capsys, "predict", bundle, tmp_path / "text.csv")
+    assert "but rows 0, 1, 2, 3, 4 and 195 more have text such as 'oops'" in one_line_error(err)
 
     frame.assign(colour="purple").to_csv(tmp_path / "new_level.csv", index=False)
     with warnings.catch_warnings():  # shown to the user, not raised (pytest is set to raise them)

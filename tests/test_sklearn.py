@@ -117,7 +117,7 @@ def test_class_weight_with_an_unknown_label_is_an_error(iris):
 def test_rare_class_trains_without_validation_and_says_so(iris):
     X, y = iris
     X, y = X[:101], y[:101]  # 50 setosa, 50 versicolor, 1 virginica: too few for both parts
-    with pytest.warns(StrataWarning, match=r"class 2 has 1 row"):
+    with pytest.warns(StrataWarning, match=r"class '2' has 1 row, too few"):
         clf = DeepClassifier(epochs=3, val_fraction=0.2).fit(X, y)
     assert clf.model_.recipe.split.val == 0.0
     assert clf.model_.recipe.train.early_stopping.monitor == "train_loss"

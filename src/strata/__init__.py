@@ -12,7 +12,15 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from strata.errors import BundleError, DataError, NotFittedError, RecipeError, StrataError, StrataWarning
+from strata.errors import (
+    BundleError,
+    DataError,
+    NotFittedError,
+    RecipeError,
+    StrataError,
+    StrataWarning,
+    TrainingError,
+)
 
 __version__ = "0.1.0"
 
@@ -41,6 +49,7 @@ __all__ = [
     "StrataWarning",
     "TrainResult",
     "TrainedModel",
+    "TrainingError",
     "load",
     "load_dataset",
     "train",

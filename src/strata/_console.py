@@ -35,6 +35,8 @@ class Reporter:
         last_name, last = list(by_split.items())[-1]
         if "per_class" in last:
             self.console.print(per_class_table(last["per_class"], last_name))
+        if "per_target" in last:
+            self.console.print(metrics_table(last["per_target"], title=f"Per target ({last_name})"))
         if "confusion_matrix" in last and classes and len(classes) <= 12:
             self.console.print(confusion_table(last["confusion_matrix"], classes, last_name))
 
@@ -43,10 +45,10 @@ def _fmt(value: Any) -> str:
     return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def metrics_table(by_split: dict[str, dict[str, Any]]) -> Any:
+def metrics_table(by_split: dict[str, dict[str, Any]], title: str = "Metrics") -> Any:
     from rich.table import Table
 
-    table = Table(title="Metrics", title_justify="left")
+    table = Table(title=title, title_justify="left")
     table.add_column("metric")
     for split in by_split:
         table.add_column(split, justify="right")

@@ -13,6 +13,7 @@ tests load a bundle committed in format 1 (tests/fixtures) and check its predict
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from strata.errors import BundleError, DataError
+from strata.errors import BundleError, DataError, RecipeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,16 +31,16 @@ if TYPE_CHECKING:
     from torch import nn
 
     from strata.features.pipeline import Pipeline
+    from strata.models.heads import Head
     from strata.recipe import Recipe
-    from strata.training.losses import Head
 
 FORMAT = 1
 REQUIRED = ("weights.safetensors", "pipeline.json", "recipe.yaml", "meta.json")
 
 
 class TrainedModel:
-    """A fitted pipeline and network. `predict`, `predict_proba` and `evaluate` take a DataFrame,
-    a list of records (dicts) or a path to a CSV/Parquet file."""
+    """A fitted pipeline and network. `predict`, `predict_proba`, `predict_frame` and `evaluate`
+    take a DataFrame, a list of records (dicts) or a path to a CSV/Parquet file."""
 
     def __init__(
         self,
@@ -69,7 +70,7 @@ class TrainedModel:
 
     @property
     def head(self) -> Head:
-        from strata.training.losses import Head
+        from strata.models.heads import Head
 
         return Head(**self.meta["head"])
 
@@ -78,77 +79,63 @@ class TrainedModel:
         return self.meta.get("metrics", {})
 
     # ---- predictions
-    def _outputs(self, data: Any) -> np.ndarray:
-        import torch
+    def _predictions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Probabilities (N x classes) or scaled regression values (N x targets), float64."""
+        from strata.features.pipeline import as_tensors
+        from strata.models.heads import run, to_predictions
 
-        from strata.training.losses import to_predictions
+        outputs = run(self.network, as_tensors(self.pipeline.transform(frame)), self.head.size)
+        return to_predictions(self.head, outputs).numpy().astype(np.float64)
 
-        frame = as_frame(data)
-        inputs = self.pipeline.transform(frame).tensors()
-        self.network.eval()
-        with torch.inference_mode():
-            chunks = [self.network(*(x[i : i + 8192] for x in inputs)) for i in range(0, len(frame), 8192)]
-            outputs = torch.cat(chunks) if chunks else torch.empty(0, self.head.size)
-            return to_predictions(self.head, outputs).numpy().astype(np.float64)
+    def _values(self, predictions: np.ndarray) -> np.ndarray:
+        from strata.features import target
+
+        return target.decode(predictions, self.pipeline.target)
+
+    def _labels(self, predictions: np.ndarray) -> np.ndarray:
+        return np.asarray(self.classes, dtype=object)[predictions.argmax(1)] if len(predictions) else np.array([])
 
     def predict_proba(self, data: Any) -> np.ndarray:
         """Class probabilities, (N, classes), columns in the order of `classes`."""
         if self.task == "regression":
             raise DataError("predict_proba needs a classifier; this model does regression (use predict)")
-        return self._outputs(data)
+        return self._predictions(as_frame(data))
 
     def predict(self, data: Any) -> np.ndarray:
-        """Class labels (as in the training target), or values in the target's units."""
-        from strata.features import target
-
-        out = self._outputs(data)
+        """Class labels (as in the training target), or values in the target's units
+        ((N,) for one target, (N, targets) for several)."""
+        predictions = self._predictions(as_frame(data))
         if self.task != "regression":
-            return np.asarray(self.classes, dtype=object)[out.argmax(1)] if out.size else np.array([], object)
-        values = target.decode(out, self.pipeline.target)
+            return self._labels(predictions)
+        values = self._values(predictions)
         return values[:, 0] if values.shape[1] == 1 else values
 
     def predict_frame(self, data: Any) -> pd.DataFrame:
-        """Predictions as a table: `prediction`, plus `proba_<class>` columns for classifiers."""
+        """Predictions as a table with the input's index: `prediction` and a `proba_<class>` column per
+        class for classifiers; `prediction` (one target) or `prediction_<target>` (several) for regression."""
         import pandas as pd
 
-        frame = as_frame(data)
-        out = self._outputs(frame)
-        result = pd.DataFrame(index=frame.index)
-        if self.task == "regression":
-            from strata.features import target
+        from strata._labels import level_key
 
-            values = target.decode(out, self.pipeline.target)
-            for i, name in enumerate(self.pipeline.target["columns"]):
-                result[f"predicted_{name}"] = values[:, i]
-        else:
-            result["prediction"] = np.asarray(self.classes, dtype=object)[out.argmax(1)]
+        frame = as_frame(data)
+        predictions = self._predictions(frame)
+        result = pd.DataFrame(index=frame.index)
+        if self.task != "regression":
+            result["prediction"] = self._labels(predictions)
             for i, c in enumerate(self.classes):
-                result[f"proba_{c}"] = out[:, i]
+                result[f"proba_{level_key(c)}"] = predictions[:, i]
+            return result
+        names = self.pipeline.target["columns"]
+        for i, value in enumerate(self._values(predictions).T):
+            result["prediction" if len(names) == 1 else f"prediction_{names[i]}"] = value
         return result
 
     def evaluate(self, data: Any) -> dict[str, Any]:
         """Metrics on labelled data (it must contain the target columns)."""
+        from strata.evaluation.metrics import score
+
         frame = as_frame(data)
-        return self._metrics(self.pipeline.encode_target(frame), self._outputs(frame))
-
-    def score(self, outputs: Any, encoded_target: Any) -> dict[str, Any]:
-        """Metrics from raw network outputs and an encoded target (as the trainer holds them)."""
-        from strata.training.losses import to_predictions
-
-        predictions = to_predictions(self.head, outputs).numpy().astype(np.float64)
-        return self._metrics(np.asarray(encoded_target), predictions)
-
-    def _metrics(self, y: np.ndarray, predictions: np.ndarray) -> dict[str, Any]:
-        from strata.evaluation import metrics
-        from strata.features import target
-
-        if not np.isfinite(predictions).all():  # a diverged run: say so instead of failing in sklearn
-            bad = int((~np.isfinite(predictions)).any(axis=1).sum())
-            return {"error": f"the model outputs NaN or infinity for {bad} of {len(predictions)} rows"}
-        if self.task != "regression":
-            return metrics.classification(y, predictions, self.classes)
-        state = self.pipeline.target
-        return metrics.regression(target.decode(y, state), target.decode(predictions, state), state["columns"])
+        return score(self.task, self.pipeline.target, self.pipeline.encode_target(frame), self._predictions(frame))
 
     # ---- files
     def save(self, path: str | Path) -> Path:
@@ -157,6 +144,7 @@ class TrainedModel:
         from safetensors.torch import save_file
 
         path = Path(path)
+        check_destination(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
@@ -164,10 +152,12 @@ class TrainedModel:
             save_file(state, tmp / "weights.safetensors", metadata={"format": str(FORMAT)})
             (tmp / "pipeline.json").write_text(json.dumps(self.pipeline.to_json(), indent=1))
             (tmp / "recipe.yaml").write_text(yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
-            (tmp / "meta.json").write_text(json.dumps({**self.meta, "format": FORMAT}, indent=1, default=_json))
+            meta = _finite({**self.meta, "format": FORMAT})
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, allow_nan=False))
             for name, blob in self.artifacts.items():
                 (tmp / name).write_bytes(blob() if callable(blob) else blob)
-            _replace_dir(tmp, path)
+            _share(tmp)
+            _swap_in(tmp, path)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -175,34 +165,76 @@ class TrainedModel:
         return path
 
 
-def _json(value: Any) -> Any:
+def check_destination(path: Path) -> None:
+    """Fail before any work when `path` cannot become a bundle (call it before training)."""
+    if path.exists() and not path.is_dir():
+        raise BundleError(f"cannot save the model to '{path}': it is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and not (path / "meta.json").is_file():
+        raise BundleError(f"'{path}' exists and is not a Strata bundle; refusing to overwrite it")
+    parent = next((p for p in path.parents if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise BundleError(f"cannot save the model to '{path}': '{parent}' is not a writable folder")
+
+
+def _finite(value: Any) -> Any:
+    """meta.json must be standard JSON: NaN and infinity (from a diverged epoch) become null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} to meta.json")
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap `new` into place of `target` with renames, keeping the old one until the new one is there."""
+def _share(folder: Path) -> None:
+    """mkdtemp makes a private folder; give the bundle the permissions of any file the user creates."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for file in folder.iterdir():
+        file.chmod(0o666 & ~umask)
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put `new` in place of `target`. Where the OS can exchange two folders atomically (Linux
+    renameat2), it does; elsewhere the old folder is moved aside first, for a moment."""
     if not target.exists():
         os.replace(new, target)
-        return
-    if not (target / "meta.json").exists() and any(target.iterdir()):
-        raise BundleError(f"'{target}' exists and is not a Strata bundle; refusing to overwrite it")
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
+    elif not _exchange(new, target):
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(new, target)
+        new = old
+    shutil.rmtree(new, ignore_errors=True)  # after an exchange, `new` holds the old bundle
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def as_frame(data: Any) -> pd.DataFrame:
+    """A DataFrame from a DataFrame, a list of records, one record or a CSV/Parquet path."""
     import pandas as pd
 
-    if isinstance(data, pd.DataFrame):
-        return data
-    if isinstance(data, str | Path):
-        from strata.data.sources import read_table
+    from strata.data.sources import read_table, tidy_columns
 
-        return read_table(data)
+    if isinstance(data, pd.DataFrame):
+        return tidy_columns(data, "the DataFrame")
+    if isinstance(data, str | Path):
+        return tidy_columns(read_table(data), f"data file '{data}'")
     if isinstance(data, dict):
         data = [data]
     if isinstance(data, list) and all(isinstance(r, dict) for r in data):
@@ -212,6 +244,25 @@ def as_frame(data: Any) -> pd.DataFrame:
 
 def load(path: str | Path) -> TrainedModel:
     """Load a bundle folder. Raises BundleError naming the folder or file when it cannot."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"model bundle '{path}' not found (expected a folder with {', '.join(REQUIRED)})")
+    missing = [f for f in REQUIRED if not (path / f).is_file()]
+    if missing:
+        raise BundleError(f"model bundle '{path}' is incomplete: missing {', '.join(missing)}")
+    try:
+        model = _read(path)
+    except BundleError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RuntimeError, RecipeError, DataError) as err:
+        # ValueError covers bad JSON, YAML and text encodings; RuntimeError, weights that do not fit.
+        detail = " ".join(str(err).split())[:300] or type(err).__name__
+        raise BundleError(f"model bundle '{path}' is corrupt: {detail}") from None
+    model.path = path
+    return model
+
+
+def _read(path: Path) -> TrainedModel:
     import yaml
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -220,27 +271,20 @@ def load(path: str | Path) -> TrainedModel:
     from strata.models import build
     from strata.recipe import Recipe
 
-    path = Path(path)
-    if not path.is_dir():
-        raise BundleError(f"model bundle '{path}' not found (expected a folder with {', '.join(REQUIRED)})")
-    missing = [f for f in REQUIRED if not (path / f).is_file()]
-    if missing:
-        raise BundleError(f"model bundle '{path}' is incomplete: missing {', '.join(missing)}")
+    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError("meta.json is not a JSON object")
+    version = meta.get("format")
+    if not isinstance(version, int) or version > FORMAT:
+        raise BundleError(
+            f"model bundle '{path}' has format {version!r}; this Strata reads up to format {FORMAT}: upgrade Strata"
+        )
+    pipeline = Pipeline.from_json(json.loads((path / "pipeline.json").read_text(encoding="utf-8")))
+    recipe = Recipe.from_saved(yaml.safe_load((path / "recipe.yaml").read_text(encoding="utf-8")), source="recipe.yaml")
+    network = build(recipe.model, pipeline, meta["head"]["size"], seed=0)
     try:
-        meta = json.loads((path / "meta.json").read_text())
-        version = meta.get("format")
-        if not isinstance(version, int) or version > FORMAT:
-            raise BundleError(
-                f"model bundle '{path}' has format {version!r}; this Strata reads up to "
-                f"format {FORMAT}: upgrade Strata to load it"
-            )
-        pipeline = Pipeline.from_json(json.loads((path / "pipeline.json").read_text()))
-        recipe = Recipe.from_dict(yaml.safe_load((path / "recipe.yaml").read_text()), source=str(path / "recipe.yaml"))
-        network = build(recipe.model, pipeline, meta["head"]["size"], seed=0)
-        network.load_state_dict(load_file(path / "weights.safetensors"), strict=True)
-    except (json.JSONDecodeError, yaml.YAMLError, SafetensorError, KeyError, RuntimeError, DataError) as err:
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BundleError(f"model bundle '{path}' is corrupt: {detail}") from None
-    model = TrainedModel(network, pipeline, recipe, meta)
-    model.path = path
-    return model
+        weights = load_file(path / "weights.safetensors")
+    except SafetensorError as err:
+        raise ValueError(f"weights.safetensors: {err}") from None
+    network.load_state_dict(weights, strict=True)
+    return TrainedModel(network, pipeline, recipe, meta)

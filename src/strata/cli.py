@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,24 +15,48 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 SetOption = Annotated[
     list[str] | None,
-    typer.Option("--set", help="Override a recipe key, e.g. --set train.optimizer.lr=0.003 (repeatable)."),
+    typer.Option(
+        "--set", metavar="KEY=VALUE", help="Override a recipe key, e.g. train.optimizer.lr=0.003 (repeatable)."
+    ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 
 
+def _version(show: bool) -> None:
+    if show:
+        from strata import __version__
+
+        typer.echo(f"strata {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Strata: from raw data to a trained, evaluated, versioned deep-learning model, reproducibly."""
+
+
 @app.command()
 def train(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.", metavar="RECIPE", show_default=False)],
     overrides: SetOption = None,
-    out: Annotated[Path | None, typer.Option(help="Bundle folder [default: models/<recipe name>].")] = None,
-    data: Annotated[Path | None, typer.Option(help="Data file to use instead of the recipe's data source.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Bundle folder.", show_default="models/<recipe name>", metavar="DIR")
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Data file to use instead of the recipe's data source.", metavar="FILE")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train a model from a recipe, print its metrics and save the bundle."""
+    """Train a model from a recipe; print its metrics and save the bundle."""
     from strata.api import train as run
     from strata.recipe import Recipe
 
@@ -41,8 +66,10 @@ def train(
 
 @app.command()
 def evaluate(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `strata train`.")],
-    data: Annotated[Path, typer.Argument(help="Labelled CSV or Parquet file (with the target column).")],
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `strata train`.", metavar="BUNDLE")],
+    data: Annotated[
+        Path, typer.Argument(help="Labelled CSV or Parquet file (with the target column).", metavar="DATA")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Score a saved model on labelled data."""
@@ -61,18 +88,27 @@ def evaluate(
 
 @app.command()
 def predict(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `strata train`.")],
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file with the model's input columns.")],
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `strata train`.", metavar="BUNDLE")],
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file with the model's input columns.", metavar="DATA")],
     out: Annotated[
-        Path | None, typer.Option(help="Write predictions here (.csv or .parquet) [default: stdout].")
+        Path | None,
+        typer.Option(help="Write predictions here (.csv or .parquet).", show_default="standard output", metavar="FILE"),
     ] = None,
-    id_column: Annotated[str | None, typer.Option("--id", help="Copy this column into the output.")] = None,
+    id_column: Annotated[
+        str | None, typer.Option("--id", help="Copy this column into the output.", metavar="COLUMN")
+    ] = None,
 ) -> None:
-    """Predict with a saved model: a `prediction` column, and `proba_<class>` columns for classifiers."""
+    """Predict with a saved model.
+
+    Output columns: `prediction`, and `proba_<class>` per class for classifiers
+    (`prediction_<target>` per target for multi-target regression).
+    """
     from strata.api import load
     from strata.bundle import as_frame
     from strata.errors import DataError
 
+    if out is not None:
+        _check_output(out)
     model = load(bundle)
     frame = as_frame(data)
     if id_column is not None and id_column not in frame.columns:
@@ -81,30 +117,41 @@ def predict(
     if id_column is not None:
         result.insert(0, id_column, frame[id_column])
     if out is None:
-        result.to_csv(sys.stdout, index=False)
+        result.to_csv(sys.stdout, index=False, float_format="%.6g")
         return
     _write_table(result, out)
     typer.echo(f"wrote {len(result)} predictions to {out}")
 
 
-def _write_table(frame: object, out: Path) -> None:
+def _check_output(out: Path) -> None:
+    from strata.errors import StrataError
+
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise StrataError(f"--out '{out}': expected a .csv or .parquet file name")
+    if out.is_dir():
+        raise StrataError(f"--out '{out}' is a folder; give a file name")
+
+
+def _write_table(frame: Any, out: Path) -> None:
     """Write CSV or Parquet by suffix, through a temporary file so a failure leaves no half file."""
-    import os
+    from strata.errors import StrataError
 
-    from strata.errors import DataError
-
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise DataError(f"--out '{out}': expected a .csv or .parquet file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    frame.to_csv(tmp, index=False) if suffix == ".csv" else frame.to_parquet(tmp, index=False)  # type: ignore[attr-defined]
-    os.replace(tmp, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False, float_format="%.6g")
+        else:
+            frame.to_parquet(tmp, index=False)
+        os.replace(tmp, out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise StrataError(f"cannot write '{out}': {err.strerror or err}") from None
 
 
 @app.command()
 def datasets() -> None:
-    """List the datasets that ship with Strata's dependencies (usable offline as data.dataset)."""
+    """List the bundled datasets (offline; use as data.dataset)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -121,20 +168,33 @@ def datasets() -> None:
 
 @app.command()
 def init(
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file to build a recipe for.")],
-    target: Annotated[str, typer.Option(help="Column to predict.")],
-    out: Annotated[Path | None, typer.Option(help="Recipe file to write [default: <data name>.yaml].")] = None,
+    data: Annotated[Path, typer.Argument(help="CSV or Parquet file to build a recipe for.", metavar="DATA")],
+    target: Annotated[str, typer.Option(help="Column to predict.", metavar="COLUMN")],
+    out: Annotated[
+        Path | None, typer.Option(help="Recipe file to write.", show_default="<data name>.yaml", metavar="FILE")
+    ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing recipe file.")] = False,
 ) -> None:
-    """Write a starter recipe from the columns and types inferred from a data file."""
+    """Write a starter recipe for a data file, with its inferred column types."""
+    from strata.data.sources import read_table
+    from strata.errors import StrataError
     from strata.starter import starter_recipe
 
+    frame = read_table(data)  # first: a missing, empty or unreadable file is the first thing to hear about
     out = out or data.with_suffix(".yaml")
+    if out.is_dir():
+        raise StrataError(f"--out '{out}' is a folder; give a recipe file name")
     if out.exists() and not force:
-        from strata.errors import StrataError
-
         raise StrataError(f"'{out}' already exists; pass --force to overwrite it or --out to choose another name")
-    out.write_text(starter_recipe(data, target, recipe_dir=out.parent))
+    text = starter_recipe(frame, data, target, recipe_path=out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text)
+        os.replace(tmp, out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise StrataError(f"cannot write '{out}': {err.strerror or err}") from None
     typer.echo(f"wrote {out}; train it with: strata train {out}")
 
 

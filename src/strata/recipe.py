@@ -23,6 +23,7 @@ from typing import Any, Literal, NamedTuple
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from strata._labels import level_key as _class_key
 from strata.data.datasets import DATASETS
 from strata.errors import RecipeError, did_you_mean, one_of
 
@@ -237,7 +238,12 @@ class LossConfig(_Section):
     name: Literal["auto", "cross_entropy", "bce", "mse", "mae", "huber"] = "auto"
     class_weights: Literal["balanced"] | dict[str, float] | None = None
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    huber_delta: float = Field(1.0, gt=0.0)
+    huber_delta: float | None = Field(None, gt=0.0)  # 1.0 when not set
+
+    @model_validator(mode="after")
+    def _options_match(self) -> LossConfig:
+        _only_for(self, "name", {"huber_delta": ("huber",)})
+        return self
 
     @field_validator("class_weights", mode="before")
     @classmethod
@@ -245,12 +251,15 @@ class LossConfig(_Section):
         if weights is None or weights == "balanced":
             return weights
         if isinstance(weights, dict) and all(isinstance(w, int | float) and w > 0 for w in weights.values()):
-            return {str(k): float(w) for k, w in weights.items()}
+            return {_class_key(k): float(w) for k, w in weights.items()}
         raise ValueError(f"expected 'balanced' or a mapping of class to positive weight, got {weights!r}")
 
 
+Monitor = Literal["val_loss", "train_loss", "val_accuracy", "val_mae", "val_rmse", "val_r2"]
+
+
 class EarlyStoppingConfig(_Section):
-    monitor: str = "val_loss"
+    monitor: Monitor = "val_loss"
     mode: Literal["auto", "min", "max"] = "auto"
     patience: int = Field(10, ge=1)
     min_delta: float = Field(0.0, ge=0.0)
@@ -288,6 +297,15 @@ class TrainConfig(_Section):
     def _switch(cls, value: Any) -> Any:
         return {} if value is True else None if value is False else value
 
+    @model_validator(mode="after")
+    def _schedule_fits(self) -> TrainConfig:
+        schedule, lr = self.schedule, self.optimizer.lr
+        if schedule.min_lr is not None and schedule.min_lr >= lr:
+            raise ValueError(
+                f"schedule.min_lr ({schedule.min_lr:g}) must be below optimizer.lr ({lr:g}), the peak rate"
+            )
+        return self
+
 
 # --------------------------------------------------------------------------------------- recipe
 class Seeds(NamedTuple):
@@ -309,6 +327,26 @@ class Recipe(_Section):
     model: MLPConfig = MLPConfig()
     train: TrainConfig = TrainConfig()
 
+    def __init__(self, **sections: Any):
+        # Recipe(data=..., train=...) explains its errors like from_dict. (pydantic also runs this
+        # __init__ inside model_validate; _explain passes the explanation through unchanged.)
+        try:
+            super().__init__(**sections)
+        except ValidationError as err:
+            raise RecipeError(_explain(err, None)) from None
+
+    @model_validator(mode="after")
+    def _sections_agree(self) -> Recipe:
+        listed = {c.name for c in self.features.columns or []}
+        for name in self.data.drop:
+            if name in listed:
+                raise ValueError(f"column '{name}' is both in data.drop and in features.columns; keep one")
+            if name in self.data.targets:
+                raise ValueError(f"data.drop: '{name}' is the target")
+        if self.model.norm == "batch" and self.train.batch_size < 2:
+            raise ValueError("model.norm: batch norm needs train.batch_size of at least 2")
+        return self
+
     # ---- construction
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str | None = None) -> Recipe:
@@ -318,6 +356,11 @@ class Recipe(_Section):
             return cls.model_validate(raw)
         except ValidationError as err:
             raise RecipeError(_explain(err, source)) from None
+
+    @classmethod
+    def from_saved(cls, raw: dict[str, Any], source: str) -> Recipe:
+        """A recipe written into a bundle by an earlier Strata, brought up to today's schema first."""
+        return cls.from_dict(_upgrade(raw), source=source)
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
@@ -383,8 +426,13 @@ class Recipe(_Section):
         return out
 
     def hash(self) -> str:
-        """Content hash of the normalised recipe (all defaults filled in)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Content hash of the normalised recipe (all defaults filled in), without its name and
+        without where the data comes from: the data fingerprint covers the data itself."""
+        spec = self.to_dict()
+        spec.pop("name")
+        for key in ("dataset", "path", "format"):
+            spec["data"].pop(key)
+        text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
@@ -397,6 +445,21 @@ class Recipe(_Section):
     @property
     def display_name(self) -> str:
         return self.name or self.data.dataset or (Path(self.data.path).stem if self.data.path else "model")
+
+
+# ----------------------------------------------------------------------------------- migrations
+def _upgrade(raw: Any) -> Any:
+    """Rewrite settings that older Strata versions wrote out but today's schema rejects.
+
+    Every tightening of the schema adds a rule here, so that saved bundles keep loading
+    (tests/fixtures/bundle_v1 guards it).
+    """
+    if not isinstance(raw, dict):
+        return raw
+    loss = raw.get("train", {}).get("loss")
+    if isinstance(loss, dict) and loss.get("name") != "huber" and loss.get("huber_delta") == 1.0:
+        loss.pop("huber_delta")  # 0.1.0 wrote the default 1.0 for every loss
+    return raw
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -423,43 +486,85 @@ def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = value
 
 
-def _fields_at(loc: tuple[Any, ...]) -> list[str]:
-    """Names of the keys valid at `loc` (a pydantic location inside a Recipe)."""
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The section model at a pydantic location inside a Recipe (None past a leaf)."""
     model: type[BaseModel] | None = Recipe
     for part in loc:
-        if model is None or isinstance(part, int):
+        if model is None:
+            return None
+        if isinstance(part, int):
             continue
         field = model.model_fields.get(str(part))
         annotation = field.annotation if field else None
         candidates = [annotation, *getattr(annotation, "__args__", ())]
+        candidates += [a for c in candidates for a in getattr(c, "__args__", ())]  # list[ColumnSpec]
         model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if model is None and annotation is not None:  # list[ColumnSpec]
-            inner = [a for c in candidates for a in getattr(c, "__args__", ())]
-            model = next((c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return model
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Names of the keys valid at `loc`."""
+    model = _model_at(loc)
     return list(model.model_fields) if model else []
 
 
-def _explain_one(error: dict[str, Any]) -> str:
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))  # drop union tags
-    path = ".".join(p if isinstance(p, str) and re.fullmatch(r"[\w-]+", p) else repr(p) for p in loc) or "recipe"
-    kind, value = error["type"], error.get("input")
+_UNION_TAG = re.compile(r"(str|int|float|bool|none|bytes|[a-z-]+\[.*\]|[A-Z]\w*)")
+
+
+def _key_path(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[str]]:
+    """Split a pydantic location into the key path and the union-member tags pydantic adds
+    ('str', 'list[str]', 'function-after[...]') when a value fits none of a union's types."""
+    path: list[Any] = []
+    tags: list[str] = []
+    for part in loc:
+        is_field = str(part) in _fields_at(tuple(path))
+        if isinstance(part, str) and not is_field and _UNION_TAG.fullmatch(part):
+            tags.append(part)
+        else:
+            path.append(part)
+    return tuple(path), tags
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return ".".join(p if isinstance(p, str) and re.fullmatch(r"[\w-]+", p) else repr(p) for p in path)
+
+
+def _explain_one(error: dict[str, Any]) -> tuple[str, str]:
+    """(dotted path, message) for one pydantic error."""
+    loc, tags = _key_path(tuple(error["loc"]))
+    path, kind, value = _dotted(loc), error["type"], error.get("input")
     if kind == "extra_forbidden":
         valid = _fields_at(loc[:-1])
         hint = did_you_mean(loc[-1], valid) or (f" (valid keys: {', '.join(valid)})" if valid else "")
-        return f"{path}: unknown key {str(loc[-1])!r}{hint}"
+        return path, f"unknown key {str(loc[-1])!r}{hint}"
     if kind == "literal_error":
-        choices = re.findall(r"'([^']*)'", error["ctx"]["expected"])
-        return f"{path}: {one_of(value, choices)}"
+        return path, one_of(value, re.findall(r"'([^']*)'", error["ctx"]["expected"]))
+    if kind == "missing" and loc and isinstance(loc[-1], int):
+        return _dotted(loc[:-1]), f"too few values, expected {loc[-1] + 1} or more"
     if kind == "missing":
-        return f"{path}: required key is missing"
+        return path, "required key is missing"
+    if kind == "value_error" and isinstance(error["ctx"]["error"], RecipeError):
+        return "", str(error["ctx"]["error"])  # already explained by Recipe.__init__
     if kind == "value_error":
-        return f"{path}: {error['ctx']['error']}"
-    message = error["msg"][0].lower() + error["msg"][1:]
-    return f"{path}: {message}, got {value!r}"
+        return path, str(error["ctx"]["error"])
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return path, f"expected a mapping of keys, got {value!r}"
+    if tags:
+        field = (_model_at(loc[:-1]) or Recipe).model_fields.get(str(loc[-1])) if loc else None
+        expected = str(field.annotation).replace("typing.", "") if field else " or ".join(tags)
+        return path, f"expected {expected}, got {value!r}"
+    return path, f"{error['msg'][0].lower()}{error['msg'][1:]}, got {value!r}"
 
 
 def _explain(err: ValidationError, source: str | None) -> str:
-    lines = list(dict.fromkeys(_explain_one(e) for e in err.errors()))
+    found: dict[str, list[str]] = {}
+    for error in err.errors():
+        path, message = _explain_one(error)
+        found.setdefault(path, [])
+        if message not in found[path]:
+            found[path].append(message)
+    # A union (e.g. a name or a list of names) fails once per member: one line per key is enough.
+    lines = [f"{path}: {messages[0]}" if path else messages[0] for path, messages in found.items()]
     head = f"{source}: " if source else ""
     if len(lines) == 1:
         return head + lines[0]

@@ -18,7 +18,6 @@ per-epoch metrics are `history_`.
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 from collections.abc import Mapping
@@ -229,7 +228,7 @@ class DeepClassifier(ClassifierMixin, _DeepEstimator):
     `fit` that names the parameter and its key.
 
     Learned: `classes_`, `n_features_in_`, `feature_names_in_` (DataFrames with string column
-    names), `model_` (the `strata.TrainedModel`, which predicts the same labels), `history_` (a dict
+    names), `model_` (the `strata.TrainedModel`, which predicts the same labels), `history_` (a list
     of metrics per epoch) and `n_iter_` (epochs run, fewer than `epochs` after early stopping).
 
     >>> from sklearn.datasets import load_iris
@@ -289,7 +288,7 @@ class DeepClassifier(ClassifierMixin, _DeepEstimator):
             "loss": {"class_weights": self._class_weights()},
         }
         val = _plain(self.val_fraction)
-        reason = _unstratifiable(codes, val, self.classes_.tolist()) if isinstance(val, float) and 0 < val < 1 else None
+        reason = _unstratifiable(codes, val, self.classes_.tolist())
         if reason:
             warnings.warn(
                 f"{type(self).__name__}: {reason} (val_fraction={val}); training on all rows without validation. "
@@ -406,18 +405,14 @@ def _free_names(base: str, count: int, taken: set[str]) -> list[str]:
         base = f"_{base}"
 
 
-def _unstratifiable(codes: np.ndarray, val_fraction: float, classes: list[Any]) -> str | None:
-    """Why a stratified validation part of this size would leave a class out of training, or None."""
-    counts = np.bincount(codes)
-    n, k = len(codes), len(counts)
-    n_val = math.ceil(val_fraction * n)  # as scikit-learn's train_test_split rounds it
-    if n_val < k or n - n_val < k:
-        return f"a stratified split of {n} rows into {n - n_val} + {n_val} cannot put all {k} classes in both parts"
-    # A stratified split gives each class at least floor(count * part / n) rows of a part.
-    rarest = int(np.argmin(counts))
-    if counts[rarest] < 2 or (counts[rarest] * (n - n_val)) // n < 1:
-        return f"class {classes[rarest]!r} has {counts[rarest]} row(s), too few for both training and validation"
-    return None
+def _unstratifiable(codes: np.ndarray, val_fraction: Any, classes: list[Any]) -> str | None:
+    """Why a stratified validation part of this size cannot be drawn (the core split's own rule), or None."""
+    from strata.data.split import problem
+    from strata.recipe import SplitConfig
+
+    if not isinstance(val_fraction, float) or not 0 < val_fraction < 0.9:
+        return None  # the recipe reports a bad value
+    return problem(codes, len(codes), SplitConfig(test=0.0, val=val_fraction), [str(c) for c in classes])
 
 
 def _blame(message: str, params: dict[str, Any]) -> str:

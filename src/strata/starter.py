@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def starter_recipe(data: Path, target: str, recipe_dir: Path | None = None) -> str:
-    """YAML text of a complete recipe for `data`, every inferred column type listed for editing."""
-    from strata.data.sources import read_table
+
+def starter_recipe(frame: pd.DataFrame, data: Path, target: str, recipe_path: Path) -> str:
+    """YAML text of a complete recipe for `data` (already read as `frame`), every inferred column
+    type listed for editing. The recipe is named after its own file, as `strata train` names runs."""
     from strata.features import target as target_mod
     from strata.features.pipeline import infer_kind
 
-    frame = read_table(data)
     target_mod.check_present(frame, [target])
     task, why = target_mod.infer_task(frame, [target], "auto")
     columns, skipped = [], []
@@ -22,12 +25,14 @@ def starter_recipe(data: Path, target: str, recipe_dir: Path | None = None) -> s
         if name == target:
             continue
         kind, reason = infer_kind(frame[name])
-        (columns.append({"name": str(name), "type": kind}) if kind else skipped.append(f"{name} ({reason})"))
-    relative = os.path.relpath(data.resolve(), (recipe_dir or data.parent).resolve())
+        if kind:
+            columns.append({"name": str(name), "type": kind})
+        else:
+            skipped.append(f"{name} ({reason})")
     recipe = {
-        "name": data.stem,
+        "name": recipe_path.stem,
         "seed": 0,
-        "data": {"path": relative, "target": target, "task": task},
+        "data": {"path": os.path.relpath(data.resolve(), recipe_path.parent.resolve()), "target": target, "task": task},
         "features": {"columns": columns},
         "split": {"test": 0.2, "val": 0.1, "stratify": task != "regression"},
         "model": {"type": "mlp", "hidden": [128, 64], "activation": "relu", "norm": "none", "dropout": 0.1},
@@ -40,10 +45,9 @@ def starter_recipe(data: Path, target: str, recipe_dir: Path | None = None) -> s
         },
     }
     header = [
-        f"# Starter recipe for {data.name}, written by `strata init`.",
-        f"# Target '{target}': {task} ({why}).",
+        f"# Starter recipe for {data.name}, written by `strata init`. Every key: docs/recipe.md",
+        f"# Target '{target}': {task}; {why}.",
         "# Column types were inferred; change any 'type' (numeric, categorical, binary) or remove a column.",
     ]
-    if skipped:
-        header.append(f"# Left out: {', '.join(skipped)}.")
+    header += [f"# Left out: {s}." for s in skipped]
     return "\n".join(header) + "\n" + yaml.safe_dump(recipe, sort_keys=False, default_flow_style=None)

@@ -38,5 +38,7 @@ def test_no_validation_part():
 
 def test_class_too_rare_to_stratify_is_named():
     labels = np.array([0] * 30 + [1])
-    with pytest.raises(DataError, match=r"class 'rare' has only 1 rows.*split.stratify: false"):
+    with pytest.raises(
+        DataError, match=r"class 'rare' has 1 row, too few to appear in each of the 3 parts.*split.stratify: false"
+    ):
         holdout(labels, 31, SplitConfig(), 0, class_names=["common", "rare"])

@@ -171,30 +171,38 @@ def test_early_stopping_on_a_maximised_metric(mixed_frame):
 
 def test_early_stopping_monitor_errors(mixed_frame):
     with pytest.raises(
-        strata.RecipeError, match=r"monitor: 'val_acc' is not measured \(did you mean 'val_accuracy'\?\)"
+        strata.RecipeError, match=r"monitor: 'val_acc' is not one of .* \(did you mean 'val_accuracy'\?\)"
     ):
         train(mixed_frame, train={**TRAIN, "early_stopping": {"monitor": "val_acc"}})
+    with pytest.raises(
+        strata.RecipeError,
+        match=r"'val_r2' is not measured for a multiclass target.*available: train_loss, val_loss, val_accuracy",
+    ):
+        train(mixed_frame, train={**TRAIN, "early_stopping": {"monitor": "val_r2"}})
     with pytest.raises(strata.RecipeError, match=r"needs a validation split but split\.val is 0"):
         train(mixed_frame, split={"val": 0.0}, train={**TRAIN, "early_stopping": True})
 
 
-def test_exploding_training_stops_with_a_reason(mixed_frame):
-    result = train(
-        mixed_frame, model={"hidden": [64]}, train={**TRAIN, "optimizer": {"name": "sgd", "lr": 1e6, "momentum": 0.9}}
+def test_diverged_training_is_an_error_and_saves_nothing(mixed_frame, tmp_path):
+    recipe = tiny_recipe(
+        model={"hidden": [64]}, train={**TRAIN, "optimizer": {"name": "sgd", "lr": 1e6, "momentum": 0.9}}
     )
-    assert "training loss became nan in epoch 1" in (result.model.meta["stopped"] or "")
-    assert "NaN or infinity" in result.metrics["test"]["error"]
+    with pytest.raises(strata.TrainingError, match=r"diverged, nothing was saved: training loss became nan in epoch 1"):
+        strata.train(recipe, data=mixed_frame, out=tmp_path / "m", quiet=True)
+    assert not (tmp_path / "m").exists()
 
 
 # ------------------------------------------------------------------------------ clipping
-def one_sgd_step(clip: dict | None) -> float:
+def one_sgd_step(clip: dict | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Size of the parameter change after one full-batch SGD step with lr 1 and huge gradients."""
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)
     x, y = torch.randn(32, 4) * 100, torch.randn(32, 1) * 100
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     cfg = TrainConfig(epochs=1, batch_size=32, optimizer={"name": "sgd", "lr": 1.0}, clip=clip)
-    Trainer(model, torch.nn.MSELoss(), cfg, Recipe.from_dict({"data": {"target": "y"}}).seeds).fit(TensorSet((x,), y))
+    Trainer(model, torch.nn.MSELoss(), cfg, Recipe.from_dict({"data": {"target": "y"}}).seeds).fit(
+        TensorSet({"input": x}, y)
+    )
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     return (after - before), before
 
@@ -240,11 +248,13 @@ def test_training_leaves_the_global_rng_alone(mixed_frame):
 
 
 def test_batches_are_index_slices_of_a_seeded_permutation():
-    data = TensorSet((torch.arange(10).float()[:, None],), torch.arange(10))
+    data = TensorSet({"x": torch.arange(10).float()[:, None]}, torch.arange(10))
     first = [y.tolist() for _, y in data.batches(4, torch.Generator().manual_seed(0))]
     again = [y.tolist() for _, y in data.batches(4, torch.Generator().manual_seed(0))]
     assert first == again
     assert sorted(i for batch in first for i in batch) == list(range(10))
     assert first[0] == torch.randperm(10, generator=torch.Generator().manual_seed(0))[:4].tolist()
     # a trailing batch of one row is left out (batch norm cannot train on it)
-    assert [len(y) for _, y in TensorSet((torch.zeros(9, 1),), torch.zeros(9)).batches(4, torch.Generator())] == [4, 4]
+    nine = TensorSet({"x": torch.zeros(9, 1)}, torch.zeros(9))
+    assert [len(y) for _, y in nine.batches(4, torch.Generator())] == [4, 4]
+    assert nine.n_batches(4) == 2 and data.n_batches(4) == 3

@@ -7,28 +7,31 @@ from dataclasses import dataclass
 
 import torch
 
+Batch = tuple[dict[str, torch.Tensor], torch.Tensor]
+
 
 @dataclass(frozen=True)
 class TensorSet:
-    """Model inputs (one tensor per network argument) and the target, all with N rows."""
+    """Model inputs by name (the network's keyword arguments) and the target, all with N rows."""
 
-    inputs: tuple[torch.Tensor, ...]
+    inputs: dict[str, torch.Tensor]
     target: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.target)
 
-    def batches(self, size: int, generator: torch.Generator) -> Iterator[tuple[tuple[torch.Tensor, ...], torch.Tensor]]:
-        """Shuffled batches for one epoch. A trailing batch of one row is left out (batch norm
-        cannot normalise a single row); the permutation changes every epoch, so no row is lost."""
+    def _end(self, size: int) -> int:
+        # A trailing batch of one row is left out: batch norm cannot normalise a single row, and
+        # the permutation changes every epoch, so no row is left out for good.
         n = len(self)
-        order = torch.randperm(n, generator=generator)
-        end = n - 1 if n % size == 1 and n > 1 else n
-        for start in range(0, end, size):
-            idx = order[start : start + size]
-            yield tuple(x[idx] for x in self.inputs), self.target[idx]
+        return n - 1 if n % size == 1 and n > 1 else n
 
-    def chunks(self, size: int = 8192) -> Iterator[tuple[tuple[torch.Tensor, ...], torch.Tensor]]:
-        """Batches in row order, for evaluation."""
-        for start in range(0, len(self), size):
-            yield tuple(x[start : start + size] for x in self.inputs), self.target[start : start + size]
+    def n_batches(self, size: int) -> int:
+        return -(-self._end(size) // size)
+
+    def batches(self, size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """Shuffled batches for one epoch."""
+        order = torch.randperm(len(self), generator=generator)
+        for start in range(0, self._end(size), size):
+            idx = order[start : start + size]
+            yield {name: x[idx] for name, x in self.inputs.items()}, self.target[idx]

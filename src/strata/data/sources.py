@@ -58,6 +58,17 @@ def _check_file(path: Path, format: str) -> str:
     return format
 
 
+def tidy_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Column names as strings (recipes and bundles name columns by text); repeated names are an error."""
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(f"{source} has more than one column named {repeated[0]!r}; column names must be unique")
+    if any(not isinstance(c, str) for c in frame.columns):
+        frame = frame.set_axis(names, axis=1)  # a new frame (pandas copies lazily); the caller's is untouched
+    return frame
+
+
 def load_frame(cfg: DataConfig, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
     """The table a recipe names, or the one passed in (which wins)."""
     import pandas as pd
@@ -68,12 +79,12 @@ def load_frame(cfg: DataConfig, data: pd.DataFrame | str | Path | None = None) -
         if isinstance(data, pd.DataFrame):
             if data.empty:
                 raise DataError("the DataFrame passed as data has no rows")
-            return data
+            return tidy_columns(data, "the DataFrame passed as data")
         if isinstance(data, str | Path):
-            return read_table(data, cfg.format)
+            return tidy_columns(read_table(data, cfg.format), f"data file '{data}'")
         raise DataError(f"data must be a pandas DataFrame or a file path, got {type(data).__name__}")
     if cfg.path:
-        return read_table(cfg.path, cfg.format)
+        return tidy_columns(read_table(cfg.path, cfg.format), f"data file '{cfg.path}'")
     if cfg.dataset:
         return load_dataset(cfg.dataset)
     raise DataError("no data: set data.path or data.dataset in the recipe, or pass a DataFrame as data=")

@@ -1,4 +1,4 @@
-"""Metrics. Final (test) metrics come from scikit-learn; per-epoch validation scores are cheap torch ops.
+"""Metrics. Final metrics come from scikit-learn; per-epoch validation scores are cheap torch ops.
 
 Classification metrics take class codes and an (N x C) probability matrix; regression metrics take
 values in the target's own units.
@@ -11,28 +11,52 @@ from typing import Any
 
 import numpy as np
 
+from strata._labels import level_key
+
+HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss", "mae", "rmse", "r2")
+
+
+def score(task: str, target_state: dict[str, Any], y: np.ndarray, predictions: np.ndarray) -> dict[str, Any]:
+    """Metrics from an encoded target and the model's predictions (probabilities, or scaled values)."""
+    from strata.features import target
+
+    if not np.isfinite(predictions).all():  # a diverged model: say so instead of failing in sklearn
+        bad = int((~np.isfinite(predictions)).any(axis=1).sum())
+        return {"error": f"the model outputs NaN or infinity for {bad} of {len(predictions)} rows"}
+    if task != "regression":
+        return classification(y, predictions, target_state["classes"])
+    names = target_state["columns"]
+    return regression(target.decode(y, target_state), target.decode(predictions, target_state), names)
+
 
 def classification(codes: np.ndarray, proba: np.ndarray, classes: list) -> dict[str, Any]:
+    """Macro averages are over the classes present in the labels or the predictions (as scikit-learn
+    averages them); `per_class` lists every class the model knows."""
     from sklearn import metrics as skm
 
-    labels = list(range(len(classes)))
+    everything = list(range(len(classes)))
     proba = proba / proba.sum(1, keepdims=True)  # exact in float64, as log_loss checks
     pred = proba.argmax(1)
-    p, r, f, support = skm.precision_recall_fscore_support(codes, pred, labels=labels, zero_division=0)
-    out: dict[str, Any] = {
+    p, r, f, support = skm.precision_recall_fscore_support(codes, pred, labels=everything, zero_division=0)
+    present = np.union1d(codes, pred)
+    return {
         "accuracy": float(skm.accuracy_score(codes, pred)),
-        "precision": float(p.mean()),
-        "recall": float(r.mean()),
-        "f1": float(f.mean()),
+        "precision": float(p[present].mean()),
+        "recall": float(r[present].mean()),
+        "f1": float(f[present].mean()),
         "roc_auc": _roc_auc(codes, proba),
-        "log_loss": float(skm.log_loss(codes, proba, labels=labels)),
+        "log_loss": float(skm.log_loss(codes, proba, labels=everything)),
         "per_class": {
-            str(c): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(support[i])}
+            level_key(c): {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(support[i]),
+            }
             for i, c in enumerate(classes)
         },
-        "confusion_matrix": skm.confusion_matrix(codes, pred, labels=labels).tolist(),
+        "confusion_matrix": skm.confusion_matrix(codes, pred, labels=everything).tolist(),
     }
-    return out
 
 
 def _roc_auc(codes: np.ndarray, proba: np.ndarray) -> float | None:
@@ -48,20 +72,27 @@ def _roc_auc(codes: np.ndarray, proba: np.ndarray) -> float | None:
 
 
 def regression(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """MAE, RMSE and R² in the target's units. With several targets, whose units differ, the top level
+    keeps only the mean R² (unitless); each target's metrics are under `per_target`."""
     from sklearn import metrics as skm
 
     y, pred = y.reshape(len(y), -1), pred.reshape(len(pred), -1)
-    out: dict[str, Any] = {
+    if len(names) > 1:
+        per_target = {n: regression(y[:, i], pred[:, i], [n]) for i, n in enumerate(names)}
+        r2 = [m["r2"] for m in per_target.values()]
+        return {"r2": None if None in r2 else float(np.mean(r2)), "per_target": per_target}
+    return {
         "mae": float(skm.mean_absolute_error(y, pred)),
         "rmse": float(np.sqrt(skm.mean_squared_error(y, pred))),
         "r2": float(skm.r2_score(y, pred)) if len(y) > 1 else None,
     }
-    if len(names) > 1:
-        out["per_target"] = {n: regression(y[:, i], pred[:, i], [n]) for i, n in enumerate(names)}
-    return out
 
 
-HEADLINE = ("accuracy", "f1", "roc_auc", "log_loss", "mae", "rmse", "r2")
+def epoch_metrics(task: str, n_targets: int) -> list[str]:
+    """Names of the per-epoch validation metrics `epoch_score` computes (besides the loss)."""
+    if task != "regression":
+        return ["accuracy"]
+    return ["r2"] if n_targets > 1 else ["mae", "rmse", "r2"]
 
 
 def epoch_score(task: str, target_state: dict[str, Any], head_kind: str) -> Callable[..., dict[str, float]]:
@@ -70,21 +101,22 @@ def epoch_score(task: str, target_state: dict[str, Any], head_kind: str) -> Call
 
     if task != "regression":
 
-        def score(outputs: torch.Tensor, codes: torch.Tensor) -> dict[str, float]:
+        def score_classes(outputs: torch.Tensor, codes: torch.Tensor) -> dict[str, float]:
             pred = (outputs[:, 0] > 0).long() if head_kind == "sigmoid" else outputs.argmax(1)
             return {"accuracy": float((pred == codes).float().mean())}
 
-        return score
+        return score_classes
 
     std = torch.tensor(target_state["std"], dtype=torch.float32)
+    single = len(target_state["columns"]) == 1
 
-    def score_regression(outputs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
-        err = (outputs - y) * std  # back in the target's units
-        ss_tot = ((y - y.mean(0)) * std).pow(2).sum(0).clamp_min(1e-12)
-        return {
-            "mae": float(err.abs().mean()),
-            "rmse": float(err.pow(2).mean().sqrt()),
-            "r2": float((1 - err.pow(2).sum(0) / ss_tot).mean()),
-        }
+    def score_values(outputs: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        scale = std.to(outputs.device)
+        err = (outputs - y) * scale  # back in the target's units
+        ss_tot = ((y - y.mean(0)) * scale).pow(2).sum(0).clamp_min(1e-12)
+        r2 = float((1 - err.pow(2).sum(0) / ss_tot).mean())
+        if not single:
+            return {"r2": r2}
+        return {"mae": float(err.abs().mean()), "rmse": float(err.pow(2).mean().sqrt()), "r2": r2}
 
-    return score_regression
+    return score_values

@@ -5,32 +5,43 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from strata.errors import DataError
+from strata._labels import level_key
+from strata.errors import DataError, rows_text
 
 
 def as_numbers(column: pd.Series) -> np.ndarray:
-    """float64 values with NaN for missing; a non-numeric entry is a DataError naming the row."""
-    if pd.api.types.is_bool_dtype(column):
-        return column.astype("float64").to_numpy()
-    if pd.api.types.is_numeric_dtype(column):
-        return column.to_numpy(dtype="float64", na_value=np.nan)
-    numbers = pd.to_numeric(column, errors="coerce")
-    bad = numbers.isna() & column.notna()
-    if bad.any():
-        row = bad.idxmax()
+    """float64 values with NaN for missing. Text that is not a number, infinities and dates are
+    DataErrors naming the column and the rows (counted from 0, as pandas counts them)."""
+    if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
         raise DataError(
-            f"column '{column.name}' should be numeric but row {row} has {column[row]!r} ({int(bad.sum())} such rows)"
+            f"column '{column.name}' holds dates or durations ({column.dtype}), which Strata does not "
+            f"encode yet; derive numbers from it (e.g. day of week, days since) or drop it"
         )
-    return numbers.to_numpy(dtype="float64", na_value=np.nan)
+    if pd.api.types.is_bool_dtype(column):
+        values = column.astype("float64").to_numpy()
+    elif pd.api.types.is_numeric_dtype(column):
+        values = column.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = (numbers.isna() & column.notna()).to_numpy()
+        if bad.any():
+            first = column.iloc[int(np.argmax(bad))]
+            raise DataError(
+                f"column '{column.name}' should be numeric but {_where(column, bad)} "
+                f"{'has' if bad.sum() == 1 else 'have text such as'} {first!r}"
+            )
+        values = numbers.to_numpy(dtype="float64", na_value=np.nan)
+    infinite = np.isinf(values)
+    if infinite.any():
+        raise DataError(
+            f"column '{column.name}' has infinite values in {_where(column, infinite)}; "
+            f"replace them with numbers or leave them empty (missing)"
+        )
+    return values
 
 
-def level_key(value: object) -> str:
-    """The string a category is stored under: 2007, 2007.0 and '2007' are one level."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    return str(value)
+def _where(column: pd.Series, mask: np.ndarray) -> str:
+    return rows_text(column.index[mask], int(mask.sum()))
 
 
 def as_levels(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:

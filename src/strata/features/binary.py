@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strata.errors import DataError, StrataWarning
+from strata.errors import DataError, StrataWarning, rows_have
 from strata.features._columns import as_levels
 
 
@@ -24,6 +24,10 @@ def fit(column: pd.Series, options: dict[str, Any]) -> dict[str, Any]:
     return {"levels": [str(v) for v in levels], "mode": mode}
 
 
+def slot(state: dict[str, Any]) -> str:
+    return "numeric"
+
+
 def width(state: dict[str, Any]) -> int:
     return 1
 
@@ -35,7 +39,7 @@ def transform(column: pd.Series, state: dict[str, Any]) -> np.ndarray:
     if unseen.any():
         examples = ", ".join(repr(v) for v in dict.fromkeys(keys[unseen][:3]))
         warnings.warn(
-            f"column '{column.name}': {int(unseen.sum())} rows have values not seen in training "
+            f"column '{column.name}': {rows_have(int(unseen.sum()))} values not seen in training "
             f"({examples}); treated as missing",
             StrataWarning,
             stacklevel=2,

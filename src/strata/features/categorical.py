@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strata.errors import StrataWarning
+from strata.errors import StrataWarning, rows_have
 from strata.features._columns import as_levels
 
 UNSEEN, MISSING = "<unseen>", "<missing>"
 
 
 def embedding_dim(cardinality: int) -> int:
-    """fastai's rule of thumb, capped at 50: min(50, round(1.6 * n ** 0.56))."""
+    """fastai's rule of thumb for n levels, capped at 50: min(50, round(1.6 * n ** 0.56))."""
     return int(min(50, round(1.6 * cardinality**0.56)))
 
 
@@ -35,8 +35,13 @@ def fit(column: pd.Series, options: dict[str, Any]) -> dict[str, Any]:
         encoding = "onehot" if len(kept) <= options["max_onehot"] else "embedding"
     state: dict[str, Any] = {"vocab": vocab, "encoding": encoding}
     if encoding == "embedding":
-        state["embedding_dim"] = int(options["embedding_dim"] or embedding_dim(len(vocab)))
+        state["embedding_dim"] = int(options["embedding_dim"] or embedding_dim(len(kept)))
     return state
+
+
+def slot(state: dict[str, Any]) -> str:
+    """One-hot blocks join the `numeric` input; embedded columns feed `categorical` (indices)."""
+    return "numeric" if state["encoding"] == "onehot" else "categorical"
 
 
 def width(state: dict[str, Any]) -> int:
@@ -53,7 +58,7 @@ def codes(column: pd.Series, state: dict[str, Any]) -> np.ndarray:
     if unseen.any():
         examples = ", ".join(repr(v) for v in dict.fromkeys(keys[unseen][:3]))
         warnings.warn(
-            f"column '{column.name}': {int(unseen.sum())} rows have categories not in the "
+            f"column '{column.name}': {rows_have(int(unseen.sum()))} categories not in the "
             f"training vocabulary ({examples}); encoded as unknown",
             StrataWarning,
             stacklevel=2,

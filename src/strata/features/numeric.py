@@ -41,6 +41,11 @@ def _scaling(x: np.ndarray, how: str) -> tuple[float, float]:
     return center, scale if scale > 1e-12 else 1.0  # a constant column stays finite
 
 
+def slot(state: dict[str, Any]) -> str:
+    """The model input this column feeds: every numeric column joins the `numeric` block."""
+    return "numeric"
+
+
 def width(state: dict[str, Any]) -> int:
     return 2 if state["missing_indicator"] else 1
 

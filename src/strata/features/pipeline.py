@@ -2,9 +2,14 @@
 
 `fit_pipeline` decides the column types (inferring those the recipe leaves out, and saying how),
 fits every column on the training rows only, and returns a `Pipeline` whose whole state is JSON.
-`Pipeline.transform` turns any table with the same columns into model inputs:
-`x_num` (float32, N x D: scaled numbers, binary flags, one-hot blocks) and
-`x_cat` (int64, N x K: one embedding index per embedded categorical column).
+`Pipeline.transform` turns any table with the same columns into named model inputs, each present
+only when some column feeds it:
+
+    numeric      float32 (N, D): scaled numbers, binary flags, one-hot blocks
+    categorical  int64 (N, K): one embedding index per embedded categorical column
+
+Column *types* and the task are read from the whole table (they describe its structure);
+every *statistic* (means, scales, vocabularies, classes, target scaling) is fitted on training rows.
 """
 
 from __future__ import annotations
@@ -16,30 +21,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strata.errors import DataError, did_you_mean
+from strata.errors import DataError, RecipeError, did_you_mean
 from strata.features import binary, categorical, numeric, target
 from strata.recipe import CATEGORICAL_OPTIONS, NUMERIC_OPTIONS, ColumnSpec, FeaturesConfig
 
 KINDS = {"numeric": numeric, "categorical": categorical, "binary": binary}
+SLOTS = {"numeric": np.float32, "categorical": np.int64}  # model inputs, in this order
 FORMAT = 1
 
+Inputs = dict[str, np.ndarray]
 
-@dataclass
-class Inputs:
-    x_num: np.ndarray  # float32 (N, D)
-    x_cat: np.ndarray  # int64 (N, K)
 
-    def tensors(self) -> tuple[Any, ...]:
-        import torch
+def as_tensors(inputs: Inputs) -> dict[str, Any]:
+    import torch
 
-        return torch.from_numpy(self.x_num), torch.from_numpy(self.x_cat)
+    return {name: torch.from_numpy(values) for name, values in inputs.items()}
 
 
 @dataclass
 class Pipeline:
-    columns: list[dict[str, Any]]  # [{"name", "kind", "state", "dtype"}] in input order
+    columns: list[dict[str, Any]]  # [{"name", "kind", "state"}] in input order
     target: dict[str, Any]
-    notes: list[str] = field(default_factory=list)  # how types were inferred, for the user
+    notes: list[str] = field(default_factory=list)  # how each column was read, for the user
 
     # ---- shape of the model inputs
     @property
@@ -48,11 +51,11 @@ class Pipeline:
 
     @property
     def embeddings(self) -> list[tuple[int, int]]:
-        """(cardinality, dimension) of each embedded categorical column, in x_cat order."""
+        """(vocabulary size, dimension) of each embedded categorical column, in `categorical` order."""
         return [
             (len(c["state"]["vocab"]), c["state"]["embedding_dim"])
             for c in self.columns
-            if c["kind"] == "categorical" and c["state"]["encoding"] == "embedding"
+            if KINDS[c["kind"]].slot(c["state"]) == "categorical"
         ]
 
     @property
@@ -68,22 +71,23 @@ class Pipeline:
         missing = [n for n in self.input_names if n not in frame.columns]
         if missing:
             hint = did_you_mean(missing[0], [c for c in frame.columns if c not in self.input_names])
+            more = f" and {len(missing) - 1} more ({', '.join(missing[1:4])})" if len(missing) > 1 else ""
             raise DataError(
-                f"data is missing column '{missing[0]}'{hint}"
-                + (f" and {len(missing) - 1} more ({', '.join(missing[1:4])})" if len(missing) > 1 else "")
-                + f"; the model needs: {', '.join(self.input_names)}"
+                f"data is missing column '{missing[0]}'{hint}{more}; the model needs: {', '.join(self.input_names)}"
             )
 
     def transform(self, frame: pd.DataFrame) -> Inputs:
+        """Model inputs by name; raises DataError naming a missing or malformed column."""
         self.check_columns(frame)
-        dense, index = [], []
+        parts: dict[str, list[np.ndarray]] = {slot: [] for slot in SLOTS}
         for col in self.columns:
-            out = KINDS[col["kind"]].transform(frame[col["name"]], col["state"])
-            (index if out.dtype == np.int64 else dense).append(out)
-        n = len(frame)
-        x_num = np.concatenate(dense, axis=1) if dense else np.zeros((n, 0), np.float32)
-        x_cat = np.concatenate(index, axis=1) if index else np.zeros((n, 0), np.int64)
-        return Inputs(np.ascontiguousarray(x_num, dtype=np.float32), np.ascontiguousarray(x_cat))
+            kind = KINDS[col["kind"]]
+            parts[kind.slot(col["state"])].append(kind.transform(frame[col["name"]], col["state"]))
+        return {
+            slot: np.ascontiguousarray(np.concatenate(arrays, axis=1), dtype=SLOTS[slot])
+            for slot, arrays in parts.items()
+            if arrays
+        }
 
     def encode_target(self, frame: pd.DataFrame) -> np.ndarray:
         target.check_present(frame, self.target["columns"])
@@ -103,26 +107,47 @@ class Pipeline:
 # ------------------------------------------------------------------------------------ inference
 def infer_kind(column: pd.Series) -> tuple[str | None, str]:
     """(kind, reason); kind None means the column is skipped (reason says why)."""
-    levels = column.nunique(dropna=True)
+    if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
+        return None, "dates or durations, which are not encoded yet"
+    values = column.dropna()
+    levels = values.nunique()
+    if levels == 0:
+        return None, "every value is missing"
+    if levels == 1:
+        return None, f"a single value, {values.iloc[0]!r}"
     if pd.api.types.is_bool_dtype(column) or levels == 2:
         return "binary", "two distinct values"
     if pd.api.types.is_numeric_dtype(column):
-        values = column.dropna().to_numpy(dtype="float64")
-        if pd.api.types.is_integer_dtype(column) and 2 < levels <= 10 and np.all(values >= 0):
-            return "categorical", f"whole numbers with {levels} distinct values"
-        return "numeric", str(column.dtype)
-    if levels <= 1:
-        return None, "a single value"
-    n = column.notna().sum()
-    if levels > 50 and levels > 0.5 * n:
-        return None, f"{levels} distinct values in {n} rows: looks like an identifier or free text"
+        return _numeric_kind(column, values.to_numpy(dtype="float64"), levels)
+    if levels > 50 and levels > 0.5 * len(values):
+        return None, f"{levels} distinct values in {len(values)} rows: looks like an identifier or free text"
     return "categorical", f"{levels} distinct values"
+
+
+def _numeric_kind(column: pd.Series, values: np.ndarray, levels: int) -> tuple[str, str]:
+    # Few non-negative whole numbers are codes (a rating, a region number). A float column counts
+    # only when it has gaps: that is how pandas reads a whole-number column with missing values.
+    whole = pd.api.types.is_integer_dtype(column) or (column.isna().any() and bool(np.all(values % 1 == 0)))
+    if whole and levels <= 10 and bool(np.all(values >= 0)):
+        return "categorical", f"{levels} distinct whole numbers"
+    return "numeric", "numbers"
+
+
+def _check_options(spec: ColumnSpec, kind: str, reason: str) -> None:
+    """Options written for another type would be ignored: say so instead."""
+    allowed = {"numeric": NUMERIC_OPTIONS, "categorical": CATEGORICAL_OPTIONS}.get(kind, ())
+    wrong = [o for o in (*NUMERIC_OPTIONS, *CATEGORICAL_OPTIONS) if getattr(spec, o) is not None and o not in allowed]
+    if wrong:
+        raise RecipeError(
+            f"features.columns: column '{spec.name}' was read as {kind} ({reason}), so option '{wrong[0]}' "
+            f"would be ignored; set its type or remove the option"
+        )
 
 
 def _resolve_columns(
     frame: pd.DataFrame, cfg: FeaturesConfig, targets: list[str], drop: list[str]
 ) -> tuple[list[ColumnSpec], list[str]]:
-    """The input columns with their kinds, and notes on what was inferred or skipped."""
+    """The input columns with their kinds, and a note per column on how it was read."""
     for name in [*drop, *(c.name for c in cfg.columns or [])]:
         if name not in frame.columns:
             where = "data.drop" if name in drop else "features.columns"
@@ -133,6 +158,7 @@ def _resolve_columns(
         if spec.name in targets:
             raise DataError(f"features.columns: '{spec.name}' is the target; it cannot also be an input")
         if spec.type != "auto":
+            notes.append(f"{spec.name}: {spec.type} (set in the recipe)")
             specs.append(spec)
             continue
         kind, reason = infer_kind(frame[spec.name])
@@ -143,6 +169,7 @@ def _resolve_columns(
                 )
             notes.append(f"{spec.name}: skipped ({reason}; list it in features.columns with a type to use it)")
             continue
+        _check_options(spec, kind, reason)
         notes.append(f"{spec.name}: {kind} ({reason})")
         specs.append(spec.model_copy(update={"type": kind}))
     if not specs:

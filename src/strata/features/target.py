@@ -7,27 +7,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strata.errors import DataError, RecipeError
+from strata.errors import DataError, RecipeError, did_you_mean, plural, rows_text
 from strata.features._columns import as_numbers, level_key
 
 MAX_CLASSES_INFERRED = 20
 
 
 def check_present(frame: pd.DataFrame, targets: list[str]) -> None:
+    """Every target column exists and has no missing values."""
     for name in targets:
         if name not in frame.columns:
-            from strata.errors import did_you_mean
-
             raise DataError(
                 f"data.target: column '{name}' is not in the data{did_you_mean(name, frame.columns)} "
-                f"(columns: {', '.join(map(str, frame.columns[:12]))})"
+                f"(columns: {', '.join(map(str, frame.columns[:12]))}{', ...' if len(frame.columns) > 12 else ''})"
             )
         missing = frame[name].isna().to_numpy()
         if missing.any():
-            rows = ", ".join(str(r) for r in frame.index[missing][:5])
+            count = int(missing.sum())
             raise DataError(
-                f"target '{name}' has {int(missing.sum())} missing values (rows {rows}); "
-                f"drop or fill those rows before training"
+                f"target '{name}' has {plural(count, 'missing value')} ({rows_text(frame.index[missing], count)}); "
+                f"drop or fill {'that row' if count == 1 else 'those rows'}"
             )
 
 
@@ -38,24 +37,41 @@ def infer_task(frame: pd.DataFrame, targets: list[str], declared: str) -> tuple[
         if declared not in ("auto", "regression"):
             raise RecipeError(f"data.task: {declared!r} needs one target column; several targets mean regression")
         return "regression", f"{len(targets)} target columns: multi-target regression"
+    if declared == "regression":
+        return "regression", "set in the recipe"
     n_levels = column.nunique()
-    if declared != "auto":
-        task = declared
-        if task == "binary" and n_levels != 2:
-            raise DataError(f"data.task is binary but target '{column.name}' has {n_levels} classes")
-        return task, "set in the recipe"
-    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
-    if numeric:
+    if declared == "auto" and _numeric(column):
         values = column.to_numpy(dtype="float64")
-        integral = bool(np.all(np.mod(values, 1) == 0))
-        if not (integral and n_levels <= MAX_CLASSES_INFERRED):
+        if not (np.all(np.mod(values, 1) == 0) and n_levels <= MAX_CLASSES_INFERRED):
             return "regression", "numeric target"
-        why = f"whole numbers with {n_levels} distinct values (set data.task: regression if they are amounts)"
-    else:
-        why = f"{n_levels} distinct labels"
     if n_levels < 2:
-        raise DataError(f"target '{column.name}' has a single value; nothing to learn")
-    return ("binary" if n_levels == 2 else "multiclass"), why
+        raise DataError(f"target '{column.name}' has a single value ({column.iloc[0]!r}); there is nothing to learn")
+    task = declared if declared != "auto" else "binary" if n_levels == 2 else "multiclass"
+    if task == "binary" and n_levels != 2:
+        raise DataError(f"data.task is binary but target '{column.name}' has {n_levels} classes")
+    if declared != "auto":
+        return task, "set in the recipe"
+    if _numeric(column) and n_levels > 2:
+        return task, f"{n_levels} distinct whole numbers; set data.task: regression if they are amounts"
+    return task, f"{n_levels} distinct {'values' if _numeric(column) else 'labels'}"
+
+
+def _numeric(column: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+
+
+def classes_of(column: pd.Series) -> list:
+    """The distinct labels in a stable order: sorted, or by their text when types are mixed."""
+    try:
+        return np.unique(column.to_numpy()).tolist()
+    except TypeError:  # e.g. 1, "a" and 2.5 in one object column
+        values = column.to_numpy(dtype=object)
+        first = {level_key(v): v for v in values[::-1]}
+        return [_plain(first[k]) for k in sorted(first)]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def fit(frame: pd.DataFrame, targets: list[str], task: str, scale: str) -> dict[str, Any]:
@@ -69,7 +85,7 @@ def fit(frame: pd.DataFrame, targets: list[str], task: str, scale: str) -> dict[
             "mean": mean.tolist(),
             "std": np.where(std > 1e-12, std, 1.0).tolist(),
         }
-    classes = np.unique(frame[targets[0]].to_numpy()).tolist()
+    classes = classes_of(frame[targets[0]])
     return {"task": task, "columns": targets, "classes": classes}
 
 

@@ -10,6 +10,8 @@ from strata.recipe import MLPConfig
 
 
 class TabularMLP(nn.Module):
+    """Inputs by name, as the feature pipeline makes them: `numeric` (N, D) and `categorical` (N, K)."""
+
     def __init__(self, n_numeric: int, embeddings: list[tuple[int, int]], out_features: int, cfg: MLPConfig):
         super().__init__()
         # Index 0 of every vocabulary is "not seen in training": a fixed zero vector, never trained.
@@ -24,7 +26,9 @@ class TabularMLP(nn.Module):
         initialise(self.body, cfg.init, cfg.activation)
         initialise(self.head, "xavier" if cfg.init != "default" else "default", "linear")
 
-    def forward(self, x_num: torch.Tensor, x_cat: torch.Tensor) -> torch.Tensor:
-        if self.embeddings:  # x_cat: (N, K) int64 -> K x (N, d)
-            x_num = torch.cat([x_num, *(emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings))], dim=1)
-        return self.head(self.body(x_num))  # (N, out_features)
+    def forward(self, numeric: torch.Tensor | None = None, categorical: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [] if numeric is None else [numeric]
+        if categorical is not None:  # (N, K) int64 -> K x (N, d)
+            parts += [emb(categorical[:, i]) for i, emb in enumerate(self.embeddings)]
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return self.head(self.body(x))  # (N, out_features)

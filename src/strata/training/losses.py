@@ -3,26 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from strata._labels import level_key
 from strata.errors import RecipeError, did_you_mean
+from strata.models.heads import Head
 from strata.recipe import LossConfig
 
 CLASSIFICATION = ("cross_entropy", "bce")
 REGRESSION = ("mse", "mae", "huber")
-
-
-@dataclass(frozen=True)
-class Head:
-    """How raw network outputs become predictions: sigmoid (1 logit), softmax (C logits) or identity."""
-
-    kind: str
-    size: int
 
 
 def resolve(cfg: LossConfig, task: str, n_classes: int, n_targets: int) -> tuple[str, Head]:
@@ -54,12 +47,13 @@ def class_weights(cfg: LossConfig, codes: np.ndarray, classes: list) -> torch.Te
     if cfg.class_weights == "balanced":
         counts = np.bincount(codes, minlength=len(classes)).astype(np.float64)
         return torch.tensor(len(codes) / (len(classes) * np.maximum(counts, 1)), dtype=torch.float32)
-    keys = [str(c) for c in classes]
+    keys = [level_key(c) for c in classes]
     unknown = [k for k in cfg.class_weights if k not in keys]
     if unknown:
+        yaml_hint = " (YAML reads yes/no/on/off as true/false: quote them)" if unknown[0] in ("true", "false") else ""
         raise RecipeError(
             f"train.loss.class_weights: unknown class {unknown[0]!r}"
-            f"{did_you_mean(unknown[0], keys)} (classes: {', '.join(keys)})"
+            f"{did_you_mean(unknown[0], keys)} (classes: {', '.join(keys)}){yaml_hint}"
         )
     return torch.tensor([cfg.class_weights.get(k, 1.0) for k in keys], dtype=torch.float32)
 
@@ -76,7 +70,7 @@ def make(
         return nn.MSELoss()
     if name == "mae":
         return nn.L1Loss()
-    return nn.HuberLoss(delta=cfg.huber_delta)
+    return nn.HuberLoss(delta=cfg.huber_delta or 1.0)
 
 
 class _BinaryCrossEntropy(nn.Module):
@@ -84,7 +78,8 @@ class _BinaryCrossEntropy(nn.Module):
 
     def __init__(self, weights: torch.Tensor | None, smoothing: float):
         super().__init__()
-        self.weights, self.smoothing = weights, smoothing
+        self.smoothing = smoothing
+        self.register_buffer("weights", weights)  # a buffer, so .to(device) moves it
 
     def forward(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         y = codes.to(logits.dtype)
@@ -94,13 +89,3 @@ class _BinaryCrossEntropy(nn.Module):
             return F.binary_cross_entropy_with_logits(logits[:, 0], y)
         w = self.weights[codes]
         return (F.binary_cross_entropy_with_logits(logits[:, 0], y, reduction="none") * w).sum() / w.sum()
-
-
-def to_predictions(head: Head, outputs: torch.Tensor) -> torch.Tensor:
-    """Class probabilities (N x C, a binary sigmoid head gives [1 - p, p]) or regression values."""
-    if head.kind == "sigmoid":
-        p = torch.sigmoid(outputs[:, 0])
-        return torch.stack([1 - p, p], dim=1)
-    if head.kind == "softmax":
-        return torch.softmax(outputs, dim=1)
-    return outputs

@@ -38,6 +38,7 @@ def lr_factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, epochs: int,
 
     Time after warm-up is measured from the end of the warm-up, in epochs.
     """
+    steps_per_epoch = max(steps_per_epoch, 1)
     total = steps_per_epoch * epochs
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     if step < warmup:
@@ -53,7 +54,8 @@ def lr_factor(cfg: ScheduleConfig, step: int, steps_per_epoch: int, epochs: int,
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t / span, 1.0)))
     if cfg.name == "cyclic":  # triangular: min_lr -> lr -> min_lr every cycle_epochs
         floor = (lr / 10 if cfg.min_lr is None else cfg.min_lr) / lr
-        phase = (t / (cfg.cycle_epochs or 4.0)) % 1.0
+        # The cycle starts low; after a warm-up (which ends at the peak) it starts at the peak instead.
+        phase = (t / (cfg.cycle_epochs or 4.0) + (0.5 if warmup else 0.0)) % 1.0
         return floor + (1 - floor) * (1 - abs(2 * phase - 1))
     if cfg.name == "onecycle":  # as torch's OneCycleLR: lr/25 -> lr -> lr/25e4, cosine both ways
         return _one_cycle(step - warmup, total - warmup, cfg.pct_start or 0.3)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from strata.data.batches import TensorSet
+from strata.models.heads import run
 from strata.recipe import Seeds, TrainConfig
 from strata.training.callbacks import Callback
 from strata.training.optim import make_optimizer, make_scheduler
@@ -47,27 +48,24 @@ class Trainer:
         self.stop_reason = reason
 
     def fit(self, train: TensorSet, val: TensorSet | None = None) -> list[dict[str, float]]:
-        cfg = self.cfg
-        steps = math.ceil((len(train) - (len(train) % cfg.batch_size == 1)) / cfg.batch_size)
-        scheduler = make_scheduler(self.optimizer, cfg.schedule, steps, cfg.epochs, cfg.optimizer.lr)
+        """Train for up to `cfg.epochs` epochs; returns the history, one row of metrics per epoch."""
+        self.history, self.stop_reason, self.best_epoch = [], None, None
+        scheduler = make_scheduler(
+            self.optimizer,
+            self.cfg.schedule,
+            train.n_batches(self.cfg.batch_size),
+            self.cfg.epochs,
+            self.cfg.optimizer.lr,
+        )
         order = torch.Generator().manual_seed(self.seeds.data)
-        with torch.random.fork_rng(devices=[]):
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(self.seeds.train)
             for cb in self.callbacks:
                 cb.on_train_begin(self)
-            for epoch in range(1, cfg.epochs + 1):
-                lr = self.optimizer.param_groups[0]["lr"]  # the rate of the epoch's first step
-                start = time.perf_counter()
-                train_loss = self.train_epoch(train, order, scheduler)
-                logs = {"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - start, "lr": lr}
-                if val is not None and len(val):
-                    logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+            for epoch in range(1, self.cfg.epochs + 1):
+                logs = self._epoch(epoch, train, val, order, scheduler)
                 self.history.append(logs)
-                if not math.isfinite(train_loss):
-                    self.stop(
-                        f"training loss became {train_loss} in epoch {epoch}: lower "
-                        f"train.optimizer.lr or set train.clip"
-                    )
                 for cb in self.callbacks:
                     cb.on_epoch_end(self, logs)
                 if self.stop_reason:
@@ -75,6 +73,24 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_train_end(self)
         return self.history
+
+    def _epoch(
+        self,
+        epoch: int,
+        train: TensorSet,
+        val: TensorSet | None,
+        order: torch.Generator,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+    ) -> dict[str, float]:
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate of the epoch's first step
+        start = time.perf_counter()
+        train_loss = self.train_epoch(train, order, scheduler)
+        logs = {"epoch": epoch, "train_loss": train_loss, "seconds": time.perf_counter() - start, "lr": lr}
+        if val is not None and len(val):
+            logs.update({f"val_{k}": v for k, v in self.evaluate(val).items()})
+        if not math.isfinite(train_loss):
+            self.stop(f"training loss became {train_loss} in epoch {epoch}: lower train.optimizer.lr or set train.clip")
+        return logs
 
     def train_epoch(
         self, data: TensorSet, order: torch.Generator, scheduler: torch.optim.lr_scheduler.LRScheduler | None
@@ -84,7 +100,7 @@ class Trainer:
         clip = self.cfg.clip
         for inputs, target in data.batches(self.cfg.batch_size, order):
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self.loss(self.model(*inputs), target)
+            loss = self.loss(self.model(**inputs), target)
             losses.append(loss.detach())  # summed once per epoch: no host sync per step
             sizes.append(len(target))
             if self._l1_params:
@@ -100,13 +116,9 @@ class Trainer:
         weights = torch.tensor(sizes, dtype=torch.float32)
         return float(torch.stack(losses).float() @ weights / weights.sum())
 
-    @torch.inference_mode()
-    def predict(self, inputs: tuple[torch.Tensor, ...], chunk: int = 8192) -> torch.Tensor:
-        """Raw network outputs for all rows, in eval mode, in chunks to bound memory."""
-        self.model.eval()
-        n = len(inputs[0])
-        outs = [self.model(*(x[i : i + chunk] for x in inputs)) for i in range(0, n, chunk)]
-        return torch.cat(outs) if outs else torch.empty(0)
+    def predict(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Raw network outputs for all rows, in eval mode."""
+        return run(self.model, inputs, out_size=0)
 
     def evaluate(self, data: TensorSet) -> dict[str, float]:
         outputs = self.predict(data.inputs)
