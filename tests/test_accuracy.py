@@ -1,9 +1,10 @@
 """Held-out quality floors on the bundled datasets, with fixed seeds.
 
-Each floor is checked on the mean over master seeds 0, 1 and 2, which draw three different
-test splits: one split of 30-90 rows is too noisy to judge a model by (on diabetes, ridge
-regression scores R² 0.33 on seed 0's split and 0.53 on seed 1's). A linear model fitted on the
-same split is the yardstick that shows the floor is not met by luck.
+Each floor is checked on the mean over master seeds 0, 1 and 2, which draw three different test
+splits, and every single seed must come within 0.05 of it. One split of 30-90 rows is too noisy to
+judge a model by alone: on diabetes, ridge regression scores R² 0.33 on seed 0's split and 0.53 on
+seed 1's; on iris, logistic regression misses 1 of 30 on seed 1's split where these MLPs miss 2-3.
+A linear model fitted on the same splits is the yardstick that shows the floor is not met by luck.
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ CLASSIFY = {
 }
 CASES = {
     # dataset: (target, metric, floor, model, train)
-    "iris": ("species", "accuracy", 0.93, {"hidden": [32]}, CLASSIFY),
+    "iris": (
+        "species",
+        "accuracy",
+        0.93,
+        {"hidden": [32], "activation": "tanh"},
+        {"epochs": 300, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9}},
+    ),
     "wine": ("cultivar", "accuracy", 0.95, {"hidden": [64, 32], "dropout": 0.3, "norm": "batch"}, CLASSIFY),
     "breast_cancer": ("diagnosis", "accuracy", 0.95, {"hidden": [64, 32], "dropout": 0.2}, CLASSIFY),
     "penguins": ("species", "accuracy", 0.97, {"hidden": [64, 32], "dropout": 0.1}, CLASSIFY),
@@ -62,4 +69,5 @@ def test_held_out_floor(name):
     scores = [strata.train(recipe(name, seed), quiet=True).metrics["test"][metric] for seed in SEEDS]
     baseline = np.mean([linear_baseline(name, seed) for seed in SEEDS])
     assert np.mean(scores) >= floor, f"{name}: {metric} {scores} (linear baseline {baseline:.3f})"
+    assert min(scores) >= floor - 0.05, f"{name}: one seed far below the floor: {scores}"
     assert np.mean(scores) >= baseline - 0.03, f"{name}: {scores} well below the linear baseline {baseline:.3f}"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -10,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import strata
-from strata.bundle import load
+import strata.api
+from strata.bundle import _exchange, load
 from strata.errors import BundleError, DataError
 from tests.conftest import tiny_recipe
 
@@ -133,6 +137,12 @@ def test_a_failed_save_leaves_the_old_bundle(saved, monkeypatch):
     assert [p.name for p in path.parent.iterdir() if p.name.startswith(".")] == []
 
 
+def edit_recipe(bundle: Path, **sections: object) -> None:
+    recipe = yaml.safe_load((bundle / "recipe.yaml").read_text())
+    recipe.update(sections)
+    (bundle / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -141,12 +151,16 @@ def test_a_failed_save_leaves_the_old_bundle(saved, monkeypatch):
         (lambda p: (p / "meta.json").write_text("{not json"), "is corrupt"),
         (lambda p: (p / "meta.json").write_text(json.dumps({"format": 99})), "has format 99; this Strata reads up to"),
         (lambda p: (p / "pipeline.json").write_text(json.dumps({"format": 1})), "is corrupt"),
+        (lambda p: (p / "meta.json").write_text("[1, 2]"), "is corrupt: meta.json is not a JSON object"),
+        (lambda p: (p / "pipeline.json").write_bytes(b'{"format": 1, "note": "caf\xe9"}'), "is corrupt: .*utf-8"),
+        (lambda p: edit_recipe(p, model={"hidden": [7]}), "is corrupt: .*state_dict"),  # weights for other sizes
     ],
 )
 def test_damaged_bundles_are_named(saved, damage, message):
     damage(saved[1])
-    with pytest.raises(BundleError, match=message):
+    with pytest.raises(BundleError, match=message) as err:
         load(saved[1])
+    assert "\n" not in str(err.value)
 
 
 def test_missing_bundle(tmp_path):
@@ -180,3 +194,57 @@ def test_format_1_bundle_from_an_earlier_release_still_loads():
     rows = pd.read_csv(FIXTURE.parent / "bundle_v1_rows.csv")
     expected = np.load(FIXTURE.parent / "bundle_v1_proba.npy")
     np.testing.assert_allclose(model.predict_proba(rows), expected, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------- writing
+def test_bundle_is_readable_by_others_under_the_usual_umask(saved, tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = saved[0].model.save(tmp_path / "shared")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()} == {0o644}
+
+
+def test_meta_json_is_standard_json_even_with_nan_in_the_history(saved, tmp_path):
+    model = saved[0].model
+    model.meta["history"][0]["val_loss"] = float("nan")  # as a diverged epoch logs it
+    model.meta["best_val"] = np.float32("inf")
+    path = model.save(tmp_path / "nan")
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"meta.json holds {name}, which is not standard JSON")
+
+    meta = json.loads((path / "meta.json").read_text(), parse_constant=refuse)
+    assert meta["history"][0]["val_loss"] is None and meta["best_val"] is None
+    assert meta["history"][1]["val_loss"] == model.meta["history"][1]["val_loss"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_exchange_swaps_two_folders_atomically(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, name in ((a, "old.txt"), (b, "new.txt")):
+        folder.mkdir()
+        (folder / name).write_text(name)
+    assert _exchange(a, b) is True
+    assert [p.name for p in a.iterdir()] == ["new.txt"] and [p.name for p in b.iterdir()] == ["old.txt"]
+
+
+def test_saving_onto_a_file_is_refused(saved, tmp_path):
+    target = tmp_path / "model"
+    target.write_text("keep me")
+    with pytest.raises(BundleError, match=r"cannot save the model to '.*model': it is a file, not a folder$"):
+        saved[0].model.save(target)
+    assert target.read_text() == "keep me"
+
+
+def test_train_refuses_a_file_as_out_before_any_work(mixed_frame, tmp_path, monkeypatch):
+    def too_late(*args, **kwargs):
+        raise AssertionError("data was prepared before the destination was checked")
+
+    monkeypatch.setattr(strata.api, "prepare", too_late)
+    monkeypatch.setattr(strata.api, "_fit", too_late)
+    (tmp_path / "out").write_text("keep me")
+    with pytest.raises(BundleError, match="it is a file, not a folder"):
+        strata.train(tiny_recipe(), data=mixed_frame, out=tmp_path / "out", quiet=True)

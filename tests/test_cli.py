@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
+import strata.api as strata_api
+from strata import __version__
 from strata.cli import main
 from strata.errors import StrataWarning
 
@@ -213,3 +217,80 @@ def test_example_recipes_train(capsys, tmp_path):
     for recipe in sorted(EXAMPLES.glob("*.yaml")):
         code, _, err = strata(capsys, "train", recipe, "--set", "train.epochs=3", "--out", tmp_path / recipe.stem, "-q")
         assert code == 0, f"{recipe.name}: {err}"
+
+
+@pytest.fixture
+def bundle(tmp_path, recipe) -> Path:
+    strata_api.train(recipe, out=tmp_path / "model", quiet=True)
+    return tmp_path / "model"
+
+
+def test_version(capsys):
+    code, out, _ = strata(capsys, "--version")
+    assert code == 0 and out.strip() == f"strata {__version__}"
+
+
+def test_predict_out_that_cannot_be_written_is_one_line(capsys, tmp_path, bundle, table):
+    folder = tmp_path / "taken.csv"
+    folder.mkdir()
+    code, _, err = strata(capsys, "predict", bundle, table, "--out", folder)
+    assert code == 1 and "taken.csv" in one_line_error(err)
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []  # no half-written file left
+    code, _, err = strata(capsys, "predict", bundle, table, "--out", "/proc/nonexistent/x.csv")
+    assert code == 1 and "cannot write '/proc/nonexistent/x.csv'" in one_line_error(err)
+
+
+def test_probabilities_are_written_with_six_significant_digits(capsys, tmp_path, bundle, table):
+    code, out, _ = strata(capsys, "predict", bundle, table)
+    assert code == 0
+    code, _, _ = strata(capsys, "predict", bundle, table, "--out", tmp_path / "p.csv")
+    assert code == 0
+    for text in (out, (tmp_path / "p.csv").read_text()):
+        rows = [line.split(",")[1:] for line in text.splitlines()[1:]]
+        digits = [len(re.sub(r"e.*|\D", "", value).lstrip("0")) for row in rows for value in row]
+        assert max(digits) <= 6, text[:200]  # not 17 digits of float noise
+
+
+def test_regression_predictions_are_in_a_prediction_column(capsys, tmp_path, regression_frame):
+    regression_frame.to_csv(tmp_path / "reg.csv", index=False)
+    (tmp_path / "reg.yaml").write_text(
+        yaml.safe_dump({"data": {"path": "reg.csv", "target": "label"}, "train": {"epochs": 2}})
+    )
+    assert strata(capsys, "train", tmp_path / "reg.yaml", "--out", tmp_path / "reg", "-q")[0] == 0
+    code, out, _ = strata(capsys, "predict", tmp_path / "reg", tmp_path / "reg.csv")
+    assert code == 0 and out.splitlines()[0] == "prediction"
+    assert len(out.splitlines()) == len(regression_frame) + 1
+
+
+def test_init_creates_folders_and_names_the_recipe_after_its_file(capsys, tmp_path, table):
+    out = tmp_path / "missing" / "sub" / "r.yaml"
+    code, _, err = strata(capsys, "init", table, "--target", "label", "--out", out)
+    assert code == 0, err
+    recipe = yaml.safe_load(out.read_text())
+    assert recipe["name"] == "r"
+    assert (out.parent / recipe["data"]["path"]).resolve() == table.resolve()
+
+
+def test_init_on_a_folder_is_one_line(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = strata(capsys, "init", ".", "--target", "label")
+    assert code == 1 and "cannot tell the format" in one_line_error(err)
+
+
+def test_train_out_onto_a_file_is_one_line(capsys, tmp_path, recipe):
+    (tmp_path / "file").write_text("keep me")
+    code, _, err = strata(capsys, "train", recipe, "--out", tmp_path / "file")
+    assert code == 1 and "it is a file, not a folder" in one_line_error(err)
+    assert (tmp_path / "file").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("column", ["label", "x2"])  # the target; a feature with gaps
+def test_an_infinite_value_is_a_one_line_error(capsys, tmp_path, regression_frame, column):
+    frame = regression_frame.rename(columns={"b": "x2"})
+    frame.loc[3, column], frame.loc[5, "x2"] = np.inf, np.nan
+    frame.to_csv(tmp_path / "inf.csv", index=False)
+    (tmp_path / "inf.yaml").write_text(yaml.safe_dump({"data": {"path": "inf.csv", "target": "label"}}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        code, _, err = strata(capsys, "train", tmp_path / "inf.yaml", "--out", tmp_path / "m")
+    assert code == 1 and f"column '{column}' has infinite values in row 3" in one_line_error(err)

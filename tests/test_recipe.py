@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+import re
+import typing
+
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strata.errors import RecipeError
-from strata.recipe import Recipe
+from strata.recipe import Recipe, _fields_at, _model_at
 
 BASE = {"data": {"dataset": "iris", "target": "species"}}
 
@@ -173,8 +177,60 @@ def test_incompatible_settings():
         recipe_with(features={"columns": [{"name": "a", "type": "numeric", "encoding": "onehot"}]})
 
 
+def test_direct_construction_explains_errors_like_from_dict():
+    with pytest.raises(RecipeError) as err:
+        Recipe(data={"dataset": "iris", "target": "species"}, train={"epoch": 5})
+    assert str(err.value) == "train.epoch: unknown key 'epoch' (did you mean 'epochs'?)"
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("data.target=5", "data.target: expected str | list[str], got 5"),
+        ("train.optimizer.betas=[0.9]", "train.optimizer.betas: too few values \\(item 2 is missing\\)"),
+        ("train.early_stopping=5", "train.early_stopping: expected a mapping of keys, got 5"),
+        ("model.activation=Relu", "model.activation: 'Relu' is not one of relu, .* \\(did you mean 'relu'\\?\\)"),
+        ("train.optimizer.name=ADAM", "train.optimizer.name: 'ADAM' is not one of .* \\(did you mean 'adam'\\?\\)"),
+        (
+            "train.loss={name: mse, huber_delta: 0.5}",
+            "train.loss: option 'huber_delta' applies to name huber, not 'mse'",
+        ),
+    ],
+)
+def test_set_errors_are_one_line_naming_the_key(setting, message):
+    with pytest.raises(RecipeError) as err:
+        Recipe.from_dict(BASE).override([setting])
+    assert "\n" not in str(err.value)
+    assert re.match(rf"--set: {message}", str(err.value)), str(err.value)
+
+
+def test_an_unknown_capitalised_key_is_named():
+    with pytest.raises(RecipeError, match=r"^--set: train.Epochs: unknown key 'Epochs' \(did you mean 'epochs'\?\)$"):
+        Recipe.from_dict(BASE).override(["train.Epochs=3"])
+
+
+def test_sections_that_contradict_each_other():
+    with pytest.raises(RecipeError, match=r"^column 'a' is both in data.drop and in features.columns; keep one$"):
+        recipe_with(data__drop=["a"], features={"columns": ["a", "b"]})
+    with pytest.raises(RecipeError, match=r"^data.drop: 'species' is the target$"):
+        recipe_with(data__drop=["species"])
+    with pytest.raises(RecipeError, match=r"^model.norm: batch norm needs train.batch_size of at least 2$"):
+        recipe_with(model__norm="batch", train__batch_size=1)
+    assert recipe_with(model__norm="batch", train__batch_size=2).train.batch_size == 2
+
+
+def test_hash_ignores_the_name_and_where_the_data_comes_from():
+    recipe = recipe_with(name="first")
+    assert recipe_with(name="second").hash() == recipe.hash()
+    from_file = Recipe.from_dict({"name": "x", "data": {"path": "/somewhere/iris.csv", "target": "species"}})
+    assert from_file.hash() == recipe.hash()
+    assert recipe_with(train__optimizer={"lr": 0.01}).hash() != recipe.hash()
+    assert recipe_with(data__target="other").hash() != recipe.hash()
+
+
 # Property: whatever a user writes into a recipe, the answer is a valid Recipe or a RecipeError
-# naming a key path — never a crash from deep inside pydantic or Python.
+# naming a key path that exists in the recipe — never a crash from deep inside pydantic or Python,
+# never pydantic's internal names (union tags such as 'list[str]' or 'function-after[...]').
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 500) | st.floats(allow_nan=True) | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
@@ -186,7 +242,9 @@ paths = st.sampled_from(
         "train.optimizer",
         "train.optimizer.lr",
         "train.optimizer.name",
+        "train.optimizer.betas",
         "train.schedule",
+        "train.loss",
         "train.loss.class_weights",
         "train.early_stopping",
         "train.clip",
@@ -194,6 +252,7 @@ paths = st.sampled_from(
         "model.activation",
         "split.test",
         "features.columns",
+        "features.categorical",
         "features.numeric.scale",
         "data.target",
         "data.drop",
@@ -201,6 +260,57 @@ paths = st.sampled_from(
         "bogus.key",
     ]
 )
+_KEY = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|[\w-]+")
+
+
+def key_path(line: str) -> tuple[str, ...] | None:
+    """The dotted key path a problem line starts with ('features.columns.0.name: ...'), keys that
+    are not plain words being quoted; None when the line does not start with one."""
+    parts, pos = [], 0
+    while match := _KEY.match(line, pos):
+        token, pos = match.group(), match.end()
+        parts.append(ast.literal_eval(token) if token[0] in "'\"" else token)
+        if line.startswith(": ", pos):
+            return tuple(parts)
+        if not line.startswith(".", pos):
+            return None
+        pos += 1
+    return None
+
+
+def _allows(annotation: object, kinds: tuple[type, ...]) -> bool:
+    """Whether a field's type is (or is a union with) one of `kinds`, e.g. list or dict."""
+    if annotation in kinds or typing.get_origin(annotation) in kinds:
+        return True
+    return any(_allows(arg, kinds) for arg in typing.get_args(annotation))
+
+
+def schema_path(parts: tuple[str, ...]) -> bool:
+    """Every part is a field of the section at that point, an index into a list-valued field, or a
+    key of a dict-valued field (class_weights)."""
+    prefix: list[object] = []
+    for part in parts:
+        if part not in _fields_at(tuple(prefix)):
+            model = _model_at(tuple(prefix[:-1])) if prefix and isinstance(prefix[-1], str) else None
+            field = model.model_fields.get(prefix[-1]) if model else None
+            if field is None:
+                return False
+            if part.isdigit() and _allows(field.annotation, (list, tuple)):
+                part = int(part)
+            elif not _allows(field.annotation, (dict,)):
+                return False
+        prefix.append(part)
+    return True
+
+
+def test_key_path_reads_back_what_error_lines_write():
+    assert key_path("features.columns.0.name: required key is missing") == ("features", "columns", "0", "name")
+    assert key_path("train.loss.class_weights.'a: b'.x: bad") == ("train", "loss", "class_weights", "a: b", "x")
+    assert key_path("column 'a' is both in data.drop") is None
+    assert schema_path(("features", "columns", "0", "name"))
+    assert schema_path(("train", "loss", "class_weights", "any class"))
+    assert not schema_path(("train", "str"))
+    assert not schema_path(("data", "target", "list[str]"))
 
 
 @settings(max_examples=300, deadline=None)
@@ -210,7 +320,13 @@ def test_any_value_gives_a_recipe_or_a_recipe_error(path, value):
         Recipe.from_dict(BASE).override({path: value})
     except RecipeError as err:
         lines = str(err).splitlines()
-        problems = lines[1:] if "problems" in lines[0] else lines
+        problems = [line.strip() for line in lines[1:]] if "problems" in lines[0] else lines
         for line in problems:
-            where = line.strip().split(":")[0]
-            assert where.split(".")[0] == path.split(".")[0], line
+            parts = key_path(line)
+            assert parts is not None, line
+            assert parts[0] == path.split(".")[0], line
+            message = line.split(": ", 1)[1] if ": " in line else ""
+            if message.startswith("unknown key"):  # the path ends with the unknown key itself
+                assert message.startswith(f"unknown key {parts[-1]!r}"), line
+                parts = parts[:-1]
+            assert schema_path(parts), line

@@ -517,8 +517,10 @@ def _key_path(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[str]]:
     path: list[Any] = []
     tags: list[str] = []
     for part in loc:
-        is_field = str(part) in _fields_at(tuple(path))
-        if isinstance(part, str) and not is_field and _UNION_TAG.fullmatch(part):
+        # Inside a section every part is a key, known or not; a tag can only follow a field whose
+        # value is a union (e.g. data.target: str | list[str]).
+        in_section = bool(_fields_at(tuple(path)))
+        if not in_section and isinstance(part, str) and _UNION_TAG.fullmatch(part):
             tags.append(part)
         else:
             path.append(part)
@@ -540,7 +542,7 @@ def _explain_one(error: dict[str, Any]) -> tuple[str, str]:
     if kind == "literal_error":
         return path, one_of(value, re.findall(r"'([^']*)'", error["ctx"]["expected"]))
     if kind == "missing" and loc and isinstance(loc[-1], int):
-        return _dotted(loc[:-1]), f"too few values, expected {loc[-1] + 1} or more"
+        return _dotted(loc[:-1]), f"too few values (item {loc[-1] + 1} is missing)"
     if kind == "missing":
         return path, "required key is missing"
     if kind == "value_error" and isinstance(error["ctx"]["error"], RecipeError):

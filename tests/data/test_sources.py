@@ -93,3 +93,21 @@ def test_frame_hash_tracks_content_and_row_order(mixed_frame):
 def test_frame_hash_ignores_the_index(mixed_frame):
     shifted = mixed_frame.set_axis(pd.RangeIndex(100, 100 + len(mixed_frame)))
     assert frame_hash(shifted) == frame_hash(mixed_frame)
+
+
+@pytest.mark.parametrize("names", [["a", "a", "label"], [1, "1", "label"]])
+def test_repeated_column_names_are_a_data_error(names):
+    frame = pd.DataFrame([[1.0, 2.0, "x"]], columns=names)
+    repeated = str(names[0])
+    with pytest.raises(
+        DataError,
+        match=rf"^the DataFrame passed as data has more than one column named '{repeated}'; column names must be unique$",
+    ):
+        load_frame(DataConfig(target="label"), frame)
+
+
+def test_non_text_column_names_become_text():
+    frame = pd.DataFrame(np.eye(3)).assign(label=["a", "b", "c"])
+    tidy = load_frame(DataConfig(target="label"), frame)
+    assert list(tidy.columns) == ["0", "1", "2", "label"]
+    assert list(frame.columns) == [0, 1, 2, "label"]  # the caller's frame is untouched

@@ -42,3 +42,24 @@ def test_class_too_rare_to_stratify_is_named():
         DataError, match=r"class 'rare' has 1 row, too few to appear in each of the 3 parts.*split.stratify: false"
     ):
         holdout(labels, 31, SplitConfig(), 0, class_names=["common", "rare"])
+
+
+@pytest.mark.parametrize("rows", [1, 2])
+def test_a_table_too_small_to_split_is_a_data_error(rows):
+    with pytest.raises(
+        DataError,
+        match=r"^split: .* to train on \(test 0.2, val 0.1\); use more data or smaller split.test / split.val$",
+    ):
+        holdout(None, rows, SplitConfig(), 0)
+
+
+def test_more_classes_than_held_out_rows_is_a_data_error_not_scikit_learns():
+    labels = np.arange(60) % 13  # 4 or 5 rows per class, but 13 classes cannot fit in 6 validation rows
+    with pytest.raises(DataError) as err:
+        holdout(labels, 60, SplitConfig(), 0)
+    assert str(err.value) == (
+        "split.stratify: the val part would have 6 rows, fewer than the 13 classes; "
+        "use more data, a larger split.val or split.stratify: false"
+    )
+    split = holdout(labels, 60, SplitConfig(stratify=False), 0)  # the way out the message offers
+    assert len(split.val) == 6

@@ -9,10 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from strata.errors import DataError, StrataWarning
+import strata
+from strata.data.sources import read_table
+from strata.errors import DataError, RecipeError, StrataWarning
 from strata.features import binary, categorical, numeric
 from strata.features.pipeline import Pipeline, fit_pipeline, infer_kind
 from strata.recipe import FeaturesConfig
+from tests.conftest import tiny_recipe
 
 NUM = {"impute": "mean", "fill_value": 0.0, "scale": "zscore", "missing_indicator": False}
 CAT = {"encoding": "onehot", "embedding_dim": None, "min_frequency": 1, "max_onehot": 10}
@@ -201,3 +204,52 @@ def test_unknown_columns_in_the_recipe_are_named(mixed_frame):
         fit(mixed_frame, columns=["colr"])
     with pytest.raises(DataError, match="'label' is the target"):
         fit(mixed_frame, columns=["label"])
+
+
+# ------------------------------------------------------------------------ awkward columns
+def test_dates_listed_as_numeric_are_a_data_error(mixed_frame):
+    frame = mixed_frame.assign(when=pd.date_range("2024-01-01", periods=len(mixed_frame)))
+    with pytest.raises(
+        DataError, match=r"^column 'when' holds dates or durations \(datetime64.*derive numbers from it"
+    ):
+        fit(frame, columns=["x1", {"name": "when", "type": "numeric"}])
+
+
+def test_columns_that_cannot_be_used_are_skipped_with_a_note(mixed_frame):
+    frame = mixed_frame.assign(
+        when=pd.date_range("2024-01-01", periods=len(mixed_frame)),
+        empty=np.nan,
+        same="constant",
+    )
+    pipeline = fit(frame)
+    assert pipeline.input_names == ["x1", "x2", "colour", "flag"]
+    notes = "\n".join(pipeline.notes)
+    assert "when: skipped (dates or durations" in notes
+    assert "empty: skipped (every value is missing" in notes
+    assert "same: skipped (a single value, 'constant'" in notes
+
+
+def test_whole_numbers_with_gaps_are_read_like_whole_numbers(tmp_path):
+    rating = [1, 2, 3, 2, 1, 3, 2, 4]
+    pd.DataFrame({"rating": [*rating, None], "label": ["a", "b"] * 4 + ["a"]}).to_csv(tmp_path / "t.csv", index=False)
+    from_csv = read_table(tmp_path / "t.csv")["rating"]
+    assert from_csv.dtype == np.float64  # how pandas reads a whole-number column with a gap
+    assert infer_kind(from_csv) == infer_kind(pd.Series(rating)) == ("categorical", "4 distinct whole numbers")
+    assert infer_kind(pd.Series([0.5, 1.5, 2.5, np.nan]))[0] == "numeric"  # fractions stay numbers
+
+
+def test_a_bad_value_under_a_repeated_index_label_is_one_line():
+    state = numeric.fit(pd.Series([1.0, 2.0], name="age"), NUM)
+    column = pd.Series(["3", "x", "4"], index=[5, 5, 6], name="age")  # e.g. after pd.concat
+    with pytest.raises(DataError) as err:
+        numeric.transform(column, state)
+    assert str(err.value) == "column 'age' should be numeric but row 5 has 'x'"
+
+
+def test_an_option_for_another_type_on_an_inferred_column_is_a_recipe_error(mixed_frame):
+    recipe = tiny_recipe(features={"columns": ["x1", {"name": "colour", "scale": "minmax"}]})
+    with pytest.raises(
+        RecipeError,
+        match=r"^features.columns: column 'colour' was read as categorical \(3 distinct values\), so option 'scale' would be ignored",
+    ):
+        strata.train(recipe, data=mixed_frame, quiet=True)

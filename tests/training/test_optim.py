@@ -7,7 +7,8 @@ import itertools
 import pytest
 import torch
 
-from strata.recipe import OptimizerConfig, ScheduleConfig
+from strata.errors import RecipeError
+from strata.recipe import OptimizerConfig, Recipe, ScheduleConfig
 from strata.training.optim import lr_factor, make_optimizer
 
 STEPS, EPOCHS, LR = 10, 20, 0.1
@@ -101,3 +102,26 @@ def test_optimizer_settings_reach_torch(cfg, kind):
     for key in ("momentum", "nesterov", "betas"):
         if key in cfg:
             assert tuple(group[key]) == tuple(cfg[key]) if key == "betas" else group[key] == cfg[key]
+
+
+def test_cyclic_after_warmup_starts_at_the_peak_without_a_jump():
+    f = factors(name="cyclic", min_lr=0.01, cycle_epochs=4, warmup_epochs=1)
+    warmup = STEPS  # one epoch
+    assert f[warmup - 1] == pytest.approx(1.0)  # the warm-up ends at the peak
+    assert f[warmup] == pytest.approx(1.0)  # and the cycle goes on from there, down first
+    assert f[warmup + 1] < f[warmup]
+    assert f[warmup + 20] == pytest.approx(0.1)  # the floor half a cycle later
+    steepest = max(abs(b - a) for a, b in itertools.pairwise(f))
+    assert steepest <= 1 / STEPS + 1e-9  # no step changes the rate more than the warm-up does
+
+
+@pytest.mark.parametrize("min_lr", [0.01, 0.001])
+def test_schedule_floor_must_be_below_the_peak_rate(min_lr):
+    raw = {
+        "data": {"dataset": "iris", "target": "species"},
+        "train": {"optimizer": {"lr": 0.001}, "schedule": {"name": "cosine", "min_lr": min_lr}},
+    }
+    with pytest.raises(
+        RecipeError, match=rf"^train: schedule.min_lr \({min_lr:g}\) must be below optimizer.lr \(0.001\)"
+    ):
+        Recipe.from_dict(raw)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
+from safetensors.torch import load_file
 
 import strata
 from strata.data.batches import TensorSet
@@ -231,6 +238,33 @@ def test_same_recipe_twice_is_bit_identical(mixed_frame):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert a.history == [dict(h, seconds=h2["seconds"]) for h, h2 in zip(b.history, a.history, strict=True)]
     assert a.metrics == b.metrics
+
+
+def test_another_process_trains_the_same_weights(mixed_frame, tmp_path):
+    """A run repeats in a fresh interpreter (another hash seed, fresh RNGs), not just in this one."""
+    mixed_frame.to_csv(tmp_path / "table.csv", index=False)
+    recipe = tiny_recipe(
+        data={"path": str(tmp_path / "table.csv"), "target": "label"},
+        model={"hidden": [16], "dropout": 0.2, "norm": "batch"},
+        train={**TRAIN, "epochs": 4},
+    )
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    script = (
+        "import sys, json, torch, strata\n"
+        "from safetensors.torch import save_file\n"
+        "torch.set_num_threads(int(sys.argv[2]))\n"
+        "model = strata.train(sys.argv[1], quiet=True).model\n"
+        "save_file(model.network.state_dict(), sys.argv[3])\n"
+        "print(json.dumps(model.pipeline.to_json()))\n"
+    )
+    args = [str(tmp_path / "recipe.yaml"), str(torch.get_num_threads()), str(tmp_path / "there.safetensors")]
+    env = {**os.environ, "PYTHONHASHSEED": "123"}
+    there = subprocess.run([sys.executable, "-c", script, *args], check=True, env=env, capture_output=True, text=True)
+    here = strata.train(tmp_path / "recipe.yaml", quiet=True).model
+    assert json.loads(there.stdout) == json.loads(json.dumps(here.pipeline.to_json()))
+    theirs, ours = load_file(tmp_path / "there.safetensors"), here.network.state_dict()
+    assert theirs.keys() == ours.keys()
+    assert all(torch.equal(theirs[k], ours[k]) for k in ours)
 
 
 def test_a_different_seed_gives_different_weights(mixed_frame):

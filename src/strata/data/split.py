@@ -31,8 +31,9 @@ def problem(labels: np.ndarray | None, n_rows: int, cfg: SplitConfig, class_name
     """Why this table cannot be split as `cfg` asks, or None. `labels` are class codes, when stratified."""
     sizes = part_sizes(n_rows, cfg)
     if sizes["train"] < MIN_TRAIN_ROWS:
+        verb = "leaves" if n_rows == 1 else "leave"
         return (
-            f"split: {plural(n_rows, 'row')} leave {plural(sizes['train'], 'row')} to train on "
+            f"split: {plural(n_rows, 'row')} {verb} {plural(sizes['train'], 'row')} to train on "
             f"(test {cfg.test:g}, val {cfg.val:g}); use more data or smaller split.test / split.val"
         )
     if labels is None or not cfg.stratify:

@@ -127,7 +127,9 @@ def infer_kind(column: pd.Series) -> tuple[str | None, str]:
 def _numeric_kind(column: pd.Series, values: np.ndarray, levels: int) -> tuple[str, str]:
     # Few non-negative whole numbers are codes (a rating, a region number). A float column counts
     # only when it has gaps: that is how pandas reads a whole-number column with missing values.
-    whole = pd.api.types.is_integer_dtype(column) or (column.isna().any() and bool(np.all(values % 1 == 0)))
+    with np.errstate(invalid="ignore"):  # an infinite value is reported when the column is fitted
+        integral = bool(np.all(values % 1 == 0))
+    whole = pd.api.types.is_integer_dtype(column) or (column.isna().any() and integral)
     if whole and levels <= 10 and bool(np.all(values >= 0)):
         return "categorical", f"{levels} distinct whole numbers"
     return "numeric", "numbers"

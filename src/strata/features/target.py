@@ -41,7 +41,7 @@ def infer_task(frame: pd.DataFrame, targets: list[str], declared: str) -> tuple[
         return "regression", "set in the recipe"
     n_levels = column.nunique()
     if declared == "auto" and _numeric(column):
-        values = column.to_numpy(dtype="float64")
+        values = as_numbers(column)  # raises on infinite values, naming the rows
         if not (np.all(np.mod(values, 1) == 0) and n_levels <= MAX_CLASSES_INFERRED):
             return "regression", "numeric target"
     if n_levels < 2:

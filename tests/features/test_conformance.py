@@ -1,0 +1,72 @@
+"""Every registered feature type keeps the same contract: `fit(column, options) -> state` (plain JSON),
+`transform(column, state)` (deterministic, row by row), and `slot` / `width` that describe its output."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from strata.features.pipeline import KINDS, SLOTS
+
+NUMERIC = {"impute": "mean", "fill_value": 0.0, "scale": "zscore", "missing_indicator": False}
+CATEGORICAL = {"encoding": "auto", "max_onehot": 10, "embedding_dim": None, "min_frequency": 1}
+RNG = np.random.default_rng(0)
+
+# kind: [(column, options), ...]; a new kind needs its cases here before this suite passes.
+CASES = {
+    "numeric": [
+        (pd.Series([*RNG.normal(3, 2, 30), np.nan], name="x"), NUMERIC),
+        (
+            pd.Series([*RNG.normal(3, 2, 30), np.nan], name="x"),
+            {**NUMERIC, "missing_indicator": True, "scale": "robust"},
+        ),
+        (pd.Series(RNG.integers(0, 5, 30), name="x"), {**NUMERIC, "impute": "median", "scale": "minmax"}),
+    ],
+    "categorical": [
+        (pd.Series([*RNG.choice(["a", "b", "c"], 30), None], name="c"), {**CATEGORICAL, "encoding": "onehot"}),
+        (pd.Series([*RNG.choice(["a", "b", "c"], 30), None], name="c"), {**CATEGORICAL, "encoding": "embedding"}),
+        (pd.Series(RNG.integers(0, 40, 60), name="c"), {**CATEGORICAL, "min_frequency": 2}),
+    ],
+    "binary": [
+        (pd.Series([*RNG.choice(["yes", "no"], 30), None], name="b"), {}),
+        (pd.Series(RNG.choice([True, False], 30), name="b"), {}),
+    ],
+}
+
+
+def test_every_registered_kind_has_cases():
+    assert set(CASES) == set(KINDS)
+
+
+@pytest.mark.filterwarnings("ignore::strata.errors.StrataWarning")  # levels rarer than min_frequency warn
+@pytest.mark.parametrize(
+    ("kind", "column", "options"),
+    [
+        pytest.param(kind, column, options, id=f"{kind}-{i}")
+        for kind, cases in CASES.items()
+        for i, (column, options) in enumerate(cases)
+    ],
+)
+def test_feature_kind_contract(kind, column, options):
+    module = KINDS[kind]
+    state = module.fit(column, options)
+    stored = json.loads(json.dumps(state, allow_nan=False))  # plain JSON, nothing lost on the way
+    assert stored == state
+
+    out = module.transform(column, state)
+    assert out.shape[0] == len(column) and out.ndim == 2
+    np.testing.assert_array_equal(module.transform(column, stored), out)  # a loaded bundle predicts the same
+    np.testing.assert_array_equal(module.transform(column, state), out)  # deterministic
+    order = RNG.permutation(len(column))
+    np.testing.assert_array_equal(module.transform(column.iloc[order], state), out[order])  # row by row
+
+    slot = module.slot(state)
+    assert slot in SLOTS and out.dtype == SLOTS[slot]
+    assert module.width(state) == (out.shape[1] if slot == "numeric" else 0)
+    if slot == "numeric":
+        assert np.isfinite(out).all()  # missing values are filled, never passed on as NaN
+    else:
+        assert out.shape[1] == 1 and out.min() >= 0 and out.max() < len(state["vocab"])
