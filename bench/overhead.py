@@ -133,11 +133,11 @@ def run_trainer(data: tuple, epochs: int) -> tuple[list[float], float, dict[str,
     return timer.times, accuracy(trainer.predict(as_inputs(Xte)), yte), {}
 
 
-def as_inputs(X: Any) -> tuple[Any, Any]:
-    """The network's (x_num, x_cat) arguments: the numbers, and no categorical columns."""
+def as_inputs(X: Any) -> dict[str, Any]:
+    """The network's named inputs, as the feature pipeline makes them: numbers only, no embeddings."""
     import torch
 
-    return torch.from_numpy(X), torch.zeros((len(X), 0), dtype=torch.int64)
+    return {"numeric": torch.from_numpy(X)}
 
 
 def api_recipe(columns: list[str], epochs: int) -> dict[str, Any]:

@@ -1,0 +1,23 @@
+"""The benchmark script keeps working as the code under it changes (its numbers are read by people)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).parents[2] / "bench" / "overhead.py"
+
+
+@pytest.mark.parametrize("tool", ["floor", "trainer", "api"])
+def test_each_tool_runs_and_reports(tool):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--tool", tool, "--epochs", "1"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+    assert record["tool"] == tool and record["sec_per_epoch"] > 0
+    assert record["test_acc"] > 0.9  # the same task the floor learns, not a skipped one
