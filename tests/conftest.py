@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(autouse=True)
+def no_runs_left_in_the_checkout():
+    """A test that trains with tracking on must do it in its own folder, not in the checkout."""
+    before = (ROOT / "strata-runs").exists()
+    yield
+    assert before or not (ROOT / "strata-runs").exists(), "a test wrote ./strata-runs into the checkout"
 
 
 def tiny_recipe(**sections: object) -> dict:
@@ -13,6 +25,7 @@ def tiny_recipe(**sections: object) -> dict:
         "data": {"target": "label"},
         "model": {"hidden": [16]},
         "train": {"epochs": 5, "batch_size": 16},
+        "track": False,  # tracking is tested on its own, in tests/track
     }
     recipe.update(sections)
     return recipe
@@ -20,6 +33,10 @@ def tiny_recipe(**sections: object) -> dict:
 
 @pytest.fixture
 def mixed_frame() -> pd.DataFrame:
+    return make_mixed_frame()
+
+
+def make_mixed_frame() -> pd.DataFrame:
     """200 rows: numeric (with gaps), categorical (with gaps), binary, and a learnable 3-class label."""
     rng = np.random.default_rng(0)
     n = 200

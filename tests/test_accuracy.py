@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score
 
 import strata
-from strata.api import prepare
+from strata.workflow import prepare
 from strata.data.datasets import load_dataset
 
 SEEDS = (0, 1, 2)
@@ -49,7 +49,7 @@ CASES = {
 
 def recipe(name: str, seed: int) -> dict:
     target, _, _, model, train = CASES[name]
-    return {"seed": seed, "data": {"dataset": name, "target": target}, "model": model, "train": train}
+    return {"seed": seed, "data": {"dataset": name, "target": target}, "model": model, "train": train, "track": False}
 
 
 def linear_baseline(name: str, seed: int) -> float:

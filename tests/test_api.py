@@ -9,7 +9,7 @@ import pytest
 
 import strata
 from strata._labels import level_key
-from strata.api import prepare
+from strata.workflow import prepare
 from strata.errors import DataError
 from strata.features.categorical import MISSING, UNSEEN
 from strata.recipe import Recipe

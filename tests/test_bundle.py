@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import strata
-import strata.api
+import strata.workflow
 from strata.bundle import _exchange, load
 from strata.errors import BundleError, DataError
 from tests.conftest import tiny_recipe
@@ -43,7 +43,7 @@ def test_bundle_holds_plain_files(saved):
     assert {"weights.safetensors", "pipeline.json", "recipe.yaml", "meta.json", "learning_curve.png"} <= names
     meta = json.loads((path / "meta.json").read_text())
     assert meta["format"] == 1
-    assert set(meta["fingerprint"]) == {"recipe", "data"}
+    assert set(meta["fingerprint"]) == {"recipe", "data", "weights"}
     assert set(meta["seeds"]) == {"data", "model", "train"}
     assert {"torch", "numpy", "python"} <= set(meta["versions"])
     assert meta["metrics"]["test"]["accuracy"] is not None
@@ -243,8 +243,8 @@ def test_train_refuses_a_file_as_out_before_any_work(mixed_frame, tmp_path, monk
     def too_late(*args, **kwargs):
         raise AssertionError("data was prepared before the destination was checked")
 
-    monkeypatch.setattr(strata.api, "prepare", too_late)
-    monkeypatch.setattr(strata.api, "_fit", too_late)
+    monkeypatch.setattr(strata.workflow, "prepare", too_late)
+    monkeypatch.setattr(strata.workflow, "fit", too_late)
     (tmp_path / "out").write_text("keep me")
     with pytest.raises(BundleError, match="it is a file, not a folder"):
         strata.train(tiny_recipe(), data=mixed_frame, out=tmp_path / "out", quiet=True)

@@ -36,6 +36,12 @@ def strata(capsys, *args: str) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
+@pytest.fixture(autouse=True)
+def in_a_scratch_folder(tmp_path, monkeypatch):
+    """Commands run where a user would run them; anything they write by default lands here."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def table(tmp_path, mixed_frame) -> Path:
     path = tmp_path / "table.csv"
@@ -52,6 +58,7 @@ def recipe(tmp_path, table) -> Path:
                 "data": {"path": table.name, "target": "label", "drop": ["row_id"]},
                 "model": {"hidden": [16]},
                 "train": {"epochs": 5, "batch_size": 16},
+                "track": False,  # tracking through the CLI is tested in tests/track
             }
         )
     )
@@ -135,7 +142,9 @@ def test_init_writes_a_recipe_that_trains(capsys, tmp_path, table):
     types = {c["name"]: c["type"] for c in recipe["features"]["columns"]}
     assert types == {"x1": "numeric", "x2": "numeric", "colour": "categorical", "flag": "binary"}
     assert "row_id" in written.read_text().split("Left out:")[1]  # skipped, and said so
-    code, _, err = strata(capsys, "train", written, "--set", "train.epochs=3", "--out", tmp_path / "m", "-q")
+    code, _, err = strata(
+        capsys, "train", written, "--set", "train.epochs=3", "--set", "track=false", "--out", tmp_path / "m", "-q"
+    )
     assert code == 0, err
     code, _, err = strata(capsys, "init", table, "--target", "label")
     assert code == 1 and "already exists; pass --force" in err

@@ -19,6 +19,7 @@ from strata.errors import (
     RecipeError,
     StrataError,
     StrataWarning,
+    TrackingError,
     TrainingError,
 )
 
@@ -34,6 +35,8 @@ _LAZY = {
     "DeepRegressor": "strata.sklearn",
     "DATASETS": "strata.data.datasets",
     "load_dataset": "strata.data.datasets",
+    "train_seeds": "strata.experiments",
+    "reproduce": "strata.experiments",
 }
 
 __all__ = [
@@ -48,17 +51,21 @@ __all__ = [
     "StrataError",
     "StrataWarning",
     "TrainResult",
+    "TrackingError",
     "TrainedModel",
     "TrainingError",
     "load",
     "load_dataset",
+    "reproduce",
     "train",
+    "train_seeds",
 ]
 
 if TYPE_CHECKING:
     from strata.api import TrainResult, load, train
     from strata.bundle import TrainedModel
     from strata.data.datasets import DATASETS, load_dataset
+    from strata.experiments import reproduce, train_seeds
     from strata.recipe import Recipe
     from strata.sklearn import DeepClassifier, DeepRegressor
 

@@ -7,6 +7,15 @@ from typing import Any
 from strata.evaluation.metrics import HEADLINE
 
 
+def console() -> Any:
+    """A rich console; written to a pipe or a file, tables get 160 columns instead of rich's 80."""
+    import sys
+
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+
 class Reporter:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
@@ -15,9 +24,7 @@ class Reporter:
     @property
     def console(self) -> Any:
         if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(highlight=False, soft_wrap=True)
+            self._console = console()
         return self._console
 
     def note(self, text: str) -> None:
@@ -39,6 +46,20 @@ class Reporter:
             self.console.print(metrics_table(last["per_target"], title=f"Per target ({last_name})"))
         if "confusion_matrix" in last and classes and len(classes) <= 12:
             self.console.print(confusion_table(last["confusion_matrix"], classes, last_name))
+
+    def spread(self, summary: dict[str, dict[str, float]], part: str) -> None:
+        """Mean, standard deviation and 95% confidence interval of each metric over seeds."""
+        if self.quiet or not summary:
+            return
+        from rich.table import Table
+
+        n = next(iter(summary.values()))["n"]
+        table = Table(title=f"{part} metrics over {n} seeds (95% CI, t-distribution)", title_justify="left")
+        for col in ("metric", "mean", "std", "95% CI"):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for name, s in summary.items():
+            table.add_row(name, f"{s['mean']:.4f}", f"{s['std']:.4f}", f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}]")
+        self.console.print(table)
 
 
 def _fmt(value: Any) -> str:

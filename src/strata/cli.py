@@ -44,6 +44,17 @@ def main_options(
     """Strata: from raw data to a trained, evaluated, versioned deep-learning model, reproducibly."""
 
 
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow store to use.",
+        show_default="$STRATA_TRACKING_URI, else ./strata-runs",
+        metavar="URI",
+    ),
+]
+
+
 @app.command()
 def train(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.", metavar="RECIPE", show_default=False)],
@@ -54,6 +65,9 @@ def train(
     data: Annotated[
         Path | None, typer.Option(help="Data file to use instead of the recipe's data source.", metavar="FILE")
     ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="Train with N master seeds and report each metric's spread.", metavar="N")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train a model from a recipe; print its metrics and save the bundle."""
@@ -61,7 +75,13 @@ def train(
     from strata.recipe import Recipe
 
     spec = Recipe.from_yaml(recipe, overrides or [])
-    run(spec, data=data, out=out or Path("models") / spec.display_name, quiet=quiet)
+    out = out or Path("models") / spec.display_name
+    if seeds is None:
+        run(spec, data=data, out=out, quiet=quiet)
+        return
+    from strata.experiments import train_seeds
+
+    train_seeds(spec, seeds, data, out=out, quiet=quiet)
 
 
 @app.command()
@@ -196,6 +216,93 @@ def init(
         tmp.unlink(missing_ok=True)
         raise StrataError(f"cannot write '{out}': {err.strerror or err}") from None
     typer.echo(f"wrote {out}; train it with: strata train {out}")
+
+
+runs_app = typer.Typer(help="Look at tracked runs.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+    experiment: Annotated[str | None, typer.Option(help="Only this experiment.", metavar="NAME")] = None,
+    limit: Annotated[int, typer.Option(help="Newest runs to show.", metavar="N")] = 20,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """List runs, newest first: id, start, name, status and key metrics."""
+    from strata.track.views import print_runs
+
+    print_runs(tracking_uri, experiment, limit)
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[str, typer.Argument(help="Run id, or the start of one.", metavar="RUN")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Everything recorded about one run: params, metrics, fingerprint tags, artifacts."""
+    from strata.track.views import print_run
+
+    print_run(tracking_uri, run)
+
+
+@runs_app.command("compare")
+def runs_compare(
+    runs: Annotated[list[str], typer.Argument(help="Two or more run ids (or their starts).", metavar="RUN...")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Params that differ, and metrics side by side with the best marked."""
+    from strata.track.views import print_comparison
+
+    print_comparison(tracking_uri, runs)
+
+
+@app.command()
+def reproduce(
+    run: Annotated[str, typer.Argument(help="Run id, or the start of one.", metavar="RUN")],
+    data: Annotated[
+        Path | None, typer.Option(help="The data, when the run was trained on an in-memory DataFrame.", metavar="FILE")
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(help="Largest metric difference accepted (e.g. on a GPU); 0 means identical.")
+    ] = 0.0,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Train a recorded run again and check it gives the same metrics and weights (exit 1 if not)."""
+    from strata.experiments import reproduce as again
+    from strata.track.views import print_reproduction
+
+    report = again(run, data, tolerance=tolerance, uri=tracking_uri)
+    print_reproduction(report)
+    if not report.identical:
+        raise typer.Exit(1)
+
+
+@app.command()
+def register(
+    run: Annotated[str, typer.Argument(help="Run id, or the start of one.", metavar="RUN")],
+    name: Annotated[str, typer.Option(help="Registered model name.", metavar="NAME")],
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Register a run's model as a new version, with a semantic version computed from fingerprints."""
+    from strata.track.registry import register as add
+
+    entry = add(run, name, tracking_uri)
+    typer.echo(f"registered {entry.name} version {entry.version} (semver {entry.semver}; {entry.reason})")
+    typer.echo(f"load it with strata.load('models:/{entry.name}/{entry.version}')")
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="Registered model name.", metavar="NAME")],
+    version: Annotated[int, typer.Argument(help="Version number.", metavar="VERSION")],
+    alias: Annotated[str, typer.Option(help="Alias to point at the version.", metavar="ALIAS")] = "production",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Point an alias (default: production) at a registered model version."""
+    from strata.track.registry import promote as point
+
+    point(name, version, alias, tracking_uri)
+    typer.echo(f"models:/{name}@{alias} is now version {version}")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

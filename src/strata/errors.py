@@ -26,6 +26,10 @@ class BundleError(StrataError, OSError):
     """A saved model folder is missing, incomplete or from an unknown format version."""
 
 
+class TrackingError(StrataError, RuntimeError):
+    """The tracking store (MLflow) cannot be reached, or a run, model or alias is not in it."""
+
+
 class StrataWarning(UserWarning):
     """Something was handled but the user should know (unseen categories, skipped columns)."""
 

@@ -307,6 +307,25 @@ class TrainConfig(_Section):
         return self
 
 
+# ------------------------------------------------------------------------------- track and card
+class TrackConfig(_Section):
+    """Experiment tracking with MLflow. `track: false` turns it off."""
+
+    enabled: bool = True
+    uri: str | None = None  # default: $STRATA_TRACKING_URI, else sqlite:///strata-runs/mlflow.db
+    experiment: str | None = None  # default: the recipe's name
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class CardConfig(_Section):
+    """What the model card says beyond what Strata measures."""
+
+    intended_use: str | None = None
+    limitations: str | None = None
+    owners: list[str] = Field(default_factory=list)
+    slices: list[str] = Field(default_factory=list)  # columns whose levels get their own test metrics
+
+
 # --------------------------------------------------------------------------------------- recipe
 class Seeds(NamedTuple):
     """Independent seeds derived from the master seed, one per source of randomness."""
@@ -326,6 +345,13 @@ class Recipe(_Section):
     split: SplitConfig = SplitConfig()
     model: MLPConfig = MLPConfig()
     train: TrainConfig = TrainConfig()
+    track: TrackConfig = TrackConfig()
+    card: CardConfig = CardConfig()
+
+    @field_validator("track", mode="before")
+    @classmethod
+    def _track_switch(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
 
     def __init__(self, **sections: Any):
         # Recipe(data=..., train=...) explains its errors like from_dict. (pydantic also runs this
@@ -425,15 +451,16 @@ class Recipe(_Section):
         walk("", self.to_dict())
         return out
 
-    def hash(self) -> str:
-        """Content hash of the normalised recipe (all defaults filled in), without its name and
-        without where the data comes from: the data fingerprint covers the data itself."""
+    def hash(self, *, seed: bool = True) -> str:
+        """Content hash of what decides the model: the normalised recipe (all defaults filled in)
+        without its name, where the data comes from (the data fingerprint covers the data itself),
+        tracking and card settings; and without the seed when `seed=False`."""
         spec = self.to_dict()
-        spec.pop("name")
+        for key in ("name", "track", "card", *(() if seed else ("seed",))):
+            spec.pop(key)
         for key in ("dataset", "path", "format"):
             spec["data"].pop(key)
-        text = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _digest(spec)
 
     @property
     def seeds(self) -> Seeds:
@@ -445,6 +472,11 @@ class Recipe(_Section):
     @property
     def display_name(self) -> str:
         return self.name or self.data.dataset or (Path(self.data.path).stem if self.data.path else "model")
+
+
+def _digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------- migrations

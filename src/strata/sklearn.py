@@ -147,6 +147,7 @@ class _DeepEstimator(BaseEstimator):
             "data": {"target": targets[0] if len(targets) == 1 else targets, "task": keys["task"]},
             "features": {"columns": [{"name": name, "type": _kind(frame[name])} for name in frame.columns]},
             "split": split,
+            "track": False,  # an estimator is fitted many times inside searches; track with MLflow's own tools
             "model": {
                 "hidden": _layers(self.hidden),
                 "activation": self.activation,

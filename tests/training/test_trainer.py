@@ -109,7 +109,9 @@ def test_regression_losses(regression_frame, loss):
 def test_multi_target_regression(regression_frame):
     frame = regression_frame.assign(other=regression_frame["a"] * 4 - 1)
     result = strata.train(
-        {"data": {"target": ["label", "other"]}, "model": {"hidden": [32]}, "train": {"epochs": 40, "batch_size": 16}},
+        tiny_recipe(
+            data={"target": ["label", "other"]}, model={"hidden": [32]}, train={"epochs": 40, "batch_size": 16}
+        ),
         data=frame,
         quiet=True,
     )

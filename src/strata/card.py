@@ -1,0 +1,171 @@
+"""Model cards: a Markdown page that says what a model is, what it was trained on, how well it does
+(overall and on slices of the data), how it was trained, and in what environment.
+
+Written into every bundle as `model_card.md`, logged with every tracked run, and set as the
+description of every registered model version.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from strata.bundle import TrainedModel
+
+CLASSIFICATION = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
+REGRESSION = ("mae", "rmse", "r2")
+
+
+def render(model: TrainedModel, version: dict[str, Any] | None = None, spread: dict[str, Any] | None = None) -> str:
+    """The card. `version`: {"name", "version", "semver", "reason"} of a registered model version;
+    `spread`: {metric: {"mean", "std", "ci_low", "ci_high", "n"}} from runs with several seeds."""
+    meta, recipe = model.meta, model.recipe
+    sections = [
+        _details(model, version),
+        _stated("Intended use", recipe.card.intended_use, "card.intended_use"),
+        _stated("Limitations", recipe.card.limitations, "card.limitations"),
+        _data(model),
+        _evaluation(model, spread),
+        _procedure(model),
+        _environment(meta),
+    ]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def _details(model: TrainedModel, version: dict[str, Any] | None) -> str:
+    meta, cfg = model.meta, model.recipe.model
+    title = f"# Model card: {version['name'] if version else meta.get('name', model.recipe.display_name)}"
+    rows = [
+        ["task", model.task],
+        ["architecture", f"{cfg.type}: hidden {cfg.hidden}, {cfg.activation}, norm {cfg.norm}, dropout {cfg.dropout}"],
+        ["parameters", f"{meta.get('n_parameters', 0):,}"],
+        ["inputs", f"{len(model.pipeline.columns)} columns"],
+        [
+            "outputs",
+            ", ".join(map(str, model.classes)) if model.classes else ", ".join(model.pipeline.target["columns"]),
+        ],
+    ]
+    if version:
+        rows.append(["registered", f"{version['name']} version {version['version']} (semver {version['semver']})"])
+    if meta.get("run"):
+        rows.append(["run", f"{meta['run']['id']} in experiment '{meta['run']['experiment']}'"])
+    rows.append(["created", meta.get("created", "")])
+    owners = model.recipe.card.owners
+    if owners:
+        rows.append(["owners", ", ".join(owners)])
+    return f"{title}\n\n## Model details\n\n{_table(['', ''], rows)}"
+
+
+def _stated(heading: str, text: str | None, key: str) -> str:
+    return f"## {heading}\n\n{text.strip() if text else f'Not stated (set `{key}` in the recipe).'}"
+
+
+def _data(model: TrainedModel) -> str:
+    data = model.meta.get("data", {})
+    rows = model.meta.get("rows", {})
+    parts = [
+        "## Training data",
+        f"Source: {data.get('source', 'unknown')}; rows: "
+        + ", ".join(f"{part} {count}" for part, count in rows.items())
+        + f"; data fingerprint `{model.meta.get('fingerprint', {}).get('data', '?')}`.",
+        _table(["feature", "type"], [[c["name"], c["kind"]] for c in model.pipeline.columns]),
+    ]
+    balance = data.get("target")
+    if balance and "counts" in balance:
+        total = sum(balance["counts"].values()) or 1
+        parts.append(
+            "Target classes in the training split:\n\n"
+            + _table(["class", "rows", "share"], [[k, v, f"{v / total:.1%}"] for k, v in balance["counts"].items()])
+        )
+    elif balance:
+        parts.append(
+            "Target in the training split:\n\n"
+            + _table(
+                ["target", "mean", "std", "min", "max"],
+                [[name, *(s[k] for k in ("mean", "std", "min", "max"))] for name, s in balance["stats"].items()],
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def _evaluation(model: TrainedModel, spread: dict[str, Any] | None) -> str:
+    names = CLASSIFICATION if model.task != "regression" else REGRESSION
+    metrics = model.meta.get("metrics", {})
+    splits = [s for s in ("val", "test") if s in metrics]
+    header = ["metric", *splits]
+    rows = [
+        [m, *(metrics[s].get(m) for s in splits)] for m in names if any(metrics[s].get(m) is not None for s in splits)
+    ]
+    parts = ["## Evaluation", _table(header, rows) if rows else "No held-out metrics (split.test and split.val are 0)."]
+    if spread:
+        n = next(iter(spread.values()))["n"]
+        parts.append(
+            f"Over {n} seeds (mean [95% confidence interval, t-distribution], standard deviation):\n\n"
+            + _table(
+                ["metric", "mean [95% CI]", "std"],
+                [[m, f"{s['mean']:.4g} [{s['ci_low']:.4g}, {s['ci_high']:.4g}]", s["std"]] for m, s in spread.items()],
+            )
+        )
+    for column, levels in model.meta.get("slices", {}).items():
+        shown = [m for m in names[:3] if any(v.get(m) is not None for v in levels.values())]
+        parts.append(
+            f"By `{column}` ({model.meta.get('slice_split', 'test')} split):\n\n"
+            + _table(
+                [column, "rows", *shown],
+                [[level, v["rows"], *(v.get(m) for m in shown)] for level, v in levels.items()],
+            )
+        )
+    return "\n\n".join(parts)
+
+
+def _procedure(model: TrainedModel) -> str:
+    meta, train = model.meta, model.recipe.train
+    opt, schedule = train.optimizer, train.schedule
+    stop = train.early_stopping
+    rows = [
+        ["loss", meta.get("loss")],
+        ["optimizer", f"{opt.name}, lr {opt.lr:g}, weight decay {opt.weight_decay:g}"],
+        [
+            "schedule",
+            schedule.name + (f", {schedule.warmup_epochs:g} warm-up epochs" if schedule.warmup_epochs else ""),
+        ],
+        ["batch size", train.batch_size],
+        ["epochs run", f"{meta.get('epochs_run')} of {train.epochs}"],
+        [
+            "early stopping",
+            f"on {stop.monitor}, patience {stop.patience}; best epoch {meta.get('best_epoch')}" if stop else "off",
+        ],
+        ["stopped because", meta.get("stopped") or "all epochs ran"],
+        [
+            "seed",
+            f"{model.recipe.seed} (data {meta['seeds']['data']}, model {meta['seeds']['model']}, "
+            f"train {meta['seeds']['train']})"
+            if meta.get("seeds")
+            else model.recipe.seed,
+        ],
+    ]
+    return "## Training procedure\n\n" + _table(["", ""], rows)
+
+
+def _environment(meta: dict[str, Any]) -> str:
+    env = dict(meta.get("versions", {}))
+    git = meta.get("git")
+    if git:
+        env["git commit"] = git["commit"][:12] + (" (uncommitted changes)" if git["dirty"] else "")
+    fingerprint = meta.get("fingerprint", {})
+    rows = [[k, v] for k, v in env.items()] + [[f"{k} hash", f"`{v}`"] for k, v in fingerprint.items()]
+    return "## Environment and fingerprint\n\n" + _table(["", ""], rows)

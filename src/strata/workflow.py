@@ -1,0 +1,229 @@
+"""The steps of one training run, as plain functions on plain objects: prepare the data, fit the
+network, measure it, describe it. `strata.api.train` strings them together (and adds tracking)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from strata.errors import DataError, RecipeError, TrainingError, did_you_mean
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from strata.data.batches import TensorSet
+    from strata.data.split import Split
+    from strata.features.pipeline import Pipeline
+    from strata.models.heads import Head
+    from strata.recipe import Recipe
+    from strata.training.callbacks import Callback
+    from strata.training.trainer import Trainer
+
+
+# ------------------------------------------------------------------------------------- prepare
+@dataclass
+class Prepared:
+    """Data ready for training: the fitted pipeline, the split and a TensorSet per part."""
+
+    task: str
+    why: str  # how the task was read from the target, for the user
+    pipeline: Pipeline
+    split: Split
+    sets: dict[str, TensorSet]
+    data_hash: str
+
+    @property
+    def classes(self) -> list:
+        return self.pipeline.target.get("classes", [])
+
+
+def _class_codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]]:
+    from strata._labels import level_key
+
+    keys = np.array([level_key(v) for v in frame[column].to_numpy(dtype=object)])
+    levels, codes = np.unique(keys, return_inverse=True)
+    return codes, [str(level) for level in levels]
+
+
+def prepare(recipe: Recipe, frame: pd.DataFrame) -> Prepared:
+    """Split the table and fit the feature pipeline on the training rows only."""
+    import torch
+
+    from strata.data.batches import TensorSet
+    from strata.data.sources import frame_hash
+    from strata.data.split import holdout
+    from strata.features import target
+    from strata.features.pipeline import as_tensors, fit_pipeline, transform_quietly
+
+    targets = recipe.data.targets
+    target.check_present(frame, targets)
+    for column in recipe.card.slices:
+        if column not in frame.columns:
+            raise DataError(f"card.slices: column '{column}' is not in the data{did_you_mean(column, frame.columns)}")
+    task, why = target.infer_task(frame, targets, recipe.data.task)
+    codes, names = _class_codes(frame, targets[0]) if task != "regression" else (None, None)
+    split = holdout(codes, len(frame), recipe.split, recipe.seeds.data, names)
+    if codes is not None:
+        unseen = sorted(set(range(len(names))) - set(codes[split.train].tolist()))
+        if unseen:
+            raise DataError(
+                f"target '{targets[0]}': class {names[unseen[0]]!r} has no rows in the training split; "
+                f"set split.stratify: true or add rows of that class"
+            )
+    pipeline = fit_pipeline(frame, split.train, recipe.features, targets, task, recipe.data.drop)
+    sets = {}
+    for part, rows in split._asdict().items():
+        rows_frame = frame.iloc[rows]
+        inputs = as_tensors(transform_quietly(pipeline, rows_frame))
+        sets[part] = TensorSet(inputs, torch.from_numpy(pipeline.encode_target(rows_frame)))
+    return Prepared(task, why, pipeline, split, sets, frame_hash(frame))
+
+
+# ----------------------------------------------------------------------------------------- fit
+@dataclass
+class Fitted:
+    trainer: Trainer
+    head: Head
+    loss: str  # the loss name, `auto` resolved
+
+
+def _callbacks(recipe: Recipe, prep: Prepared, quiet: bool) -> list[Callback]:
+    from strata.evaluation.metrics import epoch_metrics
+    from strata.training.callbacks import EarlyStopping, Progress
+
+    callbacks: list[Callback] = [Progress(recipe.train.epochs, quiet)]
+    stop = recipe.train.early_stopping
+    if stop is None:
+        return callbacks
+    if stop.monitor.startswith("val_") and not len(prep.sets["val"]):
+        raise RecipeError(
+            f"train.early_stopping.monitor: {stop.monitor!r} needs a validation split but split.val is 0; "
+            f"set split.val (e.g. 0.1) or monitor train_loss"
+        )
+    measured = ["train_loss", "val_loss", *(f"val_{m}" for m in epoch_metrics(prep.task, len(recipe.data.targets)))]
+    if stop.monitor not in measured:
+        raise RecipeError(
+            f"train.early_stopping.monitor: {stop.monitor!r} is not measured for a {prep.task} target "
+            f"with {len(recipe.data.targets)} target column(s); available: {', '.join(measured)}"
+        )
+    callbacks.append(EarlyStopping(stop.monitor, stop.mode, stop.patience, stop.min_delta, stop.restore_best))
+    return callbacks
+
+
+def fit(recipe: Recipe, prep: Prepared, quiet: bool, extra: list[Callback]) -> Fitted:
+    """Build the network and train it; raises TrainingError when the weights end up unusable."""
+    from strata.evaluation.metrics import epoch_score
+    from strata.models import build
+    from strata.training import losses
+    from strata.training.trainer import Trainer
+
+    loss_name, head = losses.resolve(recipe.train.loss, prep.task, len(prep.classes), len(recipe.data.targets))
+    weights = None
+    if prep.task != "regression":
+        weights = losses.class_weights(recipe.train.loss, prep.sets["train"].target.numpy(), prep.classes)
+    network = build(recipe.model, prep.pipeline, head.size, recipe.seeds.model)
+    trainer = Trainer(
+        network,
+        losses.make(loss_name, recipe.train.loss, weights),
+        recipe.train,
+        recipe.seeds,
+        score=epoch_score(prep.task, prep.pipeline.target, head.kind),
+        callbacks=[*_callbacks(recipe, prep, quiet), *extra],
+    )
+    trainer.fit(prep.sets["train"], prep.sets["val"] if len(prep.sets["val"]) else None)
+    if not all(p.isfinite().all() for p in network.parameters()):
+        raise TrainingError(
+            f"training diverged, nothing was saved: {trainer.stop_reason or 'the weights are not finite'}"
+        )
+    return Fitted(trainer, head, loss_name)
+
+
+# ------------------------------------------------------------------------------------- measure
+def predictions(fitted: Fitted, data: TensorSet) -> np.ndarray:
+    """Probabilities (N x classes) or scaled values (N x targets), as float64."""
+    from strata.models.heads import to_predictions
+
+    return to_predictions(fitted.head, fitted.trainer.predict(data.inputs)).numpy().astype(np.float64)
+
+
+def held_out_metrics(fitted: Fitted, prep: Prepared) -> dict[str, dict[str, Any]]:
+    """Metrics of the validation and test parts (those that have rows)."""
+    from strata.evaluation.metrics import score
+
+    return {
+        part: score(
+            prep.task, prep.pipeline.target, prep.sets[part].target.numpy(), predictions(fitted, prep.sets[part])
+        )
+        for part in ("val", "test")
+        if len(prep.sets[part])
+    }
+
+
+def slice_metrics(recipe: Recipe, prep: Prepared, fitted: Fitted, frame: pd.DataFrame) -> tuple[str, dict[str, Any]]:
+    """(part, {column: {level: {"rows", metrics...}}}) on the test part (else validation) for the
+    columns in card.slices. Numeric columns with many values are cut at their quartiles."""
+    import pandas as pd
+
+    from strata._labels import level_key
+    from strata.evaluation.metrics import score
+
+    part = "test" if len(prep.sets["test"]) else "val"
+    data = prep.sets[part]
+    if not recipe.card.slices or not len(data):
+        return part, {}
+    rows = frame.iloc[getattr(prep.split, part)]
+    y, predicted = data.target.numpy(), predictions(fitted, data)
+    out: dict[str, Any] = {}
+    for column in recipe.card.slices:
+        values = rows[column]
+        if pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:
+            values = pd.qcut(values, 4, duplicates="drop").astype(str)
+        keys = np.array(["<missing>" if pd.isna(v) else level_key(v) for v in values.to_numpy(dtype=object)])
+        out[column] = {
+            level: {"rows": int(mask.sum()), **score(prep.task, prep.pipeline.target, y[mask], predicted[mask])}
+            for level in sorted(set(keys.tolist()))
+            for mask in [keys == level]
+        }
+    return part, out
+
+
+# ------------------------------------------------------------------------------------ describe
+def data_summary(source: str, prep: Prepared) -> dict[str, Any]:
+    """Where the data came from and the target's balance (classes) or spread (values) in training."""
+    from strata.features import target
+
+    y = prep.sets["train"].target.numpy()
+    if prep.task != "regression":
+        counts = np.bincount(y, minlength=len(prep.classes))
+        balance: dict[str, Any] = {"counts": {str(c): int(n) for c, n in zip(prep.classes, counts, strict=True)}}
+    else:
+        values = target.decode(y, prep.pipeline.target)
+        balance = {
+            "stats": {
+                name: {"mean": float(v.mean()), "std": float(v.std()), "min": float(v.min()), "max": float(v.max())}
+                for name, v in zip(prep.pipeline.target["columns"], values.T, strict=True)
+            }
+        }
+    return {"source": source, "target": balance}
+
+
+def describe(recipe: Recipe, prep: Prepared, fitted: Fitted, source: str) -> dict[str, Any]:
+    """The bundle's meta.json (metrics, slices and the run are added by the caller)."""
+    from strata.fingerprint import environment, git_state, weights_hash
+    from strata.models.blocks import count_parameters
+
+    trainer = fitted.trainer
+    return {
+        "name": recipe.display_name, "task": prep.task, "loss": fitted.loss, "head": asdict(fitted.head),
+        "history": trainer.history, "epochs_run": len(trainer.history), "best_epoch": trainer.best_epoch,
+        "stopped": trainer.stop_reason, "n_parameters": count_parameters(trainer.model),
+        "seeds": recipe.seeds._asdict(), "rows": {k: len(v) for k, v in prep.sets.items()},
+        "data": data_summary(source, prep),
+        "fingerprint": {"recipe": recipe.hash(), "data": prep.data_hash,
+                        "weights": weights_hash(trainer.model.state_dict())},
+        "versions": environment(), "git": git_state(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }  # fmt: skip
