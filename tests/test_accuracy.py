@@ -15,8 +15,8 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import r2_score
 
 import strata
-from strata.workflow import prepare
 from strata.data.datasets import load_dataset
+from strata.workflow import prepare
 
 SEEDS = (0, 1, 2)
 CLASSIFY = {

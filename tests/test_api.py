@@ -9,10 +9,10 @@ import pytest
 
 import strata
 from strata._labels import level_key
-from strata.workflow import prepare
 from strata.errors import DataError
 from strata.features.categorical import MISSING, UNSEEN
 from strata.recipe import Recipe
+from strata.workflow import prepare
 from tests.conftest import tiny_recipe
 
 

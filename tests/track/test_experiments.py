@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -109,4 +110,4 @@ def test_reproduce_runs_in_a_fresh_process(recorded, store_uri):
 def test_recipe_file_recorded_with_the_run_is_the_resolved_one(recorded, client, tmp_path):
     result, _ = recorded
     local = client.download_artifacts(result.run_id, "recipe.yaml", str(tmp_path))
-    assert strata.Recipe.from_dict(yaml.safe_load(open(local).read())) == result.model.recipe
+    assert strata.Recipe.from_dict(yaml.safe_load(Path(local).read_text())) == result.model.recipe
