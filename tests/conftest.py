@@ -13,10 +13,13 @@ ROOT = Path(__file__).parent.parent
 
 @pytest.fixture(autouse=True)
 def no_runs_left_in_the_checkout():
-    """A test that trains with tracking on must do it in its own folder, not in the checkout."""
-    before = (ROOT / "strata-runs").exists()
+    """A test that tracks runs must do it in its own folder, not in the checkout (nor let MLflow
+    fall back to its own default store, ./mlflow.db or ./mlruns)."""
+    names = ("strata-runs", "mlflow.db", "mlruns")
+    before = {n for n in names if (ROOT / n).exists()}
     yield
-    assert before or not (ROOT / "strata-runs").exists(), "a test wrote ./strata-runs into the checkout"
+    after = {n for n in names if (ROOT / n).exists()}
+    assert after <= before, f"a test wrote {sorted(after - before)} into the checkout"
 
 
 def tiny_recipe(**sections: object) -> dict:

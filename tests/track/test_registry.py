@@ -109,12 +109,15 @@ def test_mlflow_pyfunc_loads_without_unpickling(versions, store_uri, monkeypatch
 
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(store_uri)  # MLflow resolves models:/ through both stores
     mlflow.set_registry_uri(store_uri)
     try:
         model = mlflow.pyfunc.load_model("models:/churn/1")
         out = model.predict(data.head(5))
     finally:
-        mlflow.set_registry_uri("")
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
     assert list(out["prediction"]) == list(result.model.predict(data.head(5)))
     assert model.metadata.get_input_schema().input_names() == ["x1", "x2", "colour", "flag"]
 

@@ -2,7 +2,7 @@
 this file to rebuild the model, so loading a registered model unpickles nothing. The weights come
 from safetensors and the preprocessing from JSON, as with `strata.load`.
 
-    mlflow.set_registry_uri("sqlite:///strata-runs/mlflow.db")
+    mlflow.set_tracking_uri("sqlite:///strata-runs/mlflow.db")
     model = mlflow.pyfunc.load_model("models:/penguins@production")
     model.predict(frame)   # a DataFrame: prediction, proba_<class>...
 """
