@@ -29,9 +29,16 @@ def tiny_recipe(**sections: object) -> dict:
         "model": {"hidden": [16]},
         "train": {"epochs": 5, "batch_size": 16},
         "track": False,  # tracking is tested on its own, in tests/track
+        "evaluate": False,  # plots, intervals and reports: tests/evaluation/test_run_evaluation.py
     }
     recipe.update(sections)
     return recipe
+
+
+@pytest.fixture(scope="session")
+def store_uri(tmp_path_factory) -> str:
+    """A tracking store shared by the tests of one worker: opening a SQLite store costs seconds."""
+    return f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ def saved(tmp_path, mixed_frame):
         tiny_recipe(
             model={"hidden": [16], "dropout": 0.1},
             features={"columns": ["x1", "x2", {"name": "colour", "encoding": "embedding"}, "flag"]},
+            evaluate={"bootstrap": 50},
         ),
         data=mixed_frame,
         out=tmp_path / "bundle",
@@ -40,7 +41,9 @@ def saved(tmp_path, mixed_frame):
 def test_bundle_holds_plain_files(saved):
     _, path = saved
     names = {p.name for p in path.iterdir()}
-    assert {"weights.safetensors", "pipeline.json", "recipe.yaml", "meta.json", "learning_curve.png"} <= names
+    plots = {"learning_curve", "target_balance", "confusion_matrix", "roc", "precision_recall", "reliability"}
+    assert {"weights.safetensors", "pipeline.json", "recipe.yaml", "meta.json", "model_card.md", "report.html"} <= names
+    assert {f"{p}.png" for p in plots} <= names
     meta = json.loads((path / "meta.json").read_text())
     assert meta["format"] == 1
     assert set(meta["fingerprint"]) == {"recipe", "data", "weights"}

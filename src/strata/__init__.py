@@ -29,6 +29,8 @@ _LAZY = {
     "Recipe": "strata.recipe",
     "train": "strata.api",
     "load": "strata.api",
+    "lr_find": "strata.api",
+    "report": "strata.api",
     "TrainResult": "strata.api",
     "TrainedModel": "strata.bundle",
     "DeepClassifier": "strata.sklearn",
@@ -56,13 +58,15 @@ __all__ = [
     "TrainingError",
     "load",
     "load_dataset",
+    "lr_find",
+    "report",
     "reproduce",
     "train",
     "train_seeds",
 ]
 
 if TYPE_CHECKING:
-    from strata.api import TrainResult, load, train
+    from strata.api import TrainResult, load, lr_find, report, train
     from strata.bundle import TrainedModel
     from strata.data.datasets import DATASETS, load_dataset
     from strata.experiments import reproduce, train_seeds

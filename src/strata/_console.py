@@ -47,6 +47,15 @@ class Reporter:
         if "confusion_matrix" in last and classes and len(classes) <= 12:
             self.console.print(confusion_table(last["confusion_matrix"], classes, last_name))
 
+    def diagnosis(self, found: Any) -> None:
+        """The learning-curve verdict and what to try next."""
+        if self.quiet:
+            return
+        colour = {"well fit": "green", "unstable": "red"}.get(found.verdict, "yellow")
+        self.console.print(f"diagnosis: [{colour}]{found.verdict}[/{colour}]: {found.detail}")
+        for tip in found.suggestions:
+            self.console.print(f"  try: {tip}")
+
     def spread(self, summary: dict[str, dict[str, float]], part: str) -> None:
         """Mean, standard deviation and 95% confidence interval of each metric over seeds."""
         if self.quiet or not summary:
@@ -69,14 +78,25 @@ def _fmt(value: Any) -> str:
 def metrics_table(by_split: dict[str, dict[str, Any]], title: str = "Metrics") -> Any:
     from rich.table import Table
 
+    with_ci = next((v for v in by_split.values() if v.get("ci")), None)
+    if with_ci:
+        title += f" (\\[low, high]: {with_ci['ci_level']:.0%} bootstrap interval, {with_ci['bootstrap']} resamples)"
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
     for split in by_split:
         table.add_column(split, justify="right")
     names = [m for m in HEADLINE if any(m in v for v in by_split.values())]
     for name in names:
-        table.add_row(name, *(_fmt(v.get(name)) for v in by_split.values()))
+        table.add_row(name, *(with_interval(v, name) for v in by_split.values()))
     return table
+
+
+def with_interval(values: dict[str, Any], name: str) -> str:
+    """'0.9620 [0.9410, 0.9790]' when the metric has a bootstrap interval, else the value alone."""
+    value, interval = values.get(name), values.get("ci", {}).get(name)
+    if value is None or not interval:
+        return _fmt(value)
+    return f"{value:.4f} \\[{interval[0]:.4f}, {interval[1]:.4f}]"  # \\[: a bracket, not rich markup
 
 
 def per_class_table(per_class: dict[str, dict[str, Any]], split: str) -> Any:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from strata.recipe import Recipe
     from strata.track.run import TrackedRun
     from strata.training.callbacks import Callback
+    from strata.training.lr_finder import RangeTest
 
 
 @dataclass
@@ -111,25 +112,37 @@ def _train(
     report.note(f"target {', '.join(recipe.data.targets)}: {prep.task} ({prep.why})")
     for note in prep.pipeline.notes:
         report.note(f"  {note}")
-    fitted = workflow.fit(recipe, prep, quiet, [*callbacks, *([run.epoch_logger()] if run else [])])
+    extra = [*callbacks, *([run.epoch_logger()] if run else [])]
+    if recipe.track.tensorboard:
+        extra.append(_tensorboard(recipe, run))
+    fitted = workflow.fit(recipe, prep, quiet, extra)
     meta = workflow.describe(recipe, prep, fitted, source)
     meta["metrics"] = workflow.held_out_metrics(fitted, prep)
+    workflow.add_intervals(recipe, prep, fitted, meta["metrics"])
+    found = workflow.diagnosis(recipe, prep, fitted)
+    meta["diagnosis"] = found.to_dict()
+    meta["feature_notes"] = list(prep.pipeline.notes)
     meta["slice_split"], meta["slices"] = workflow.slice_metrics(recipe, prep, fitted, frame)
     if run is not None:
         meta["run"] = {"id": run.id, "experiment": run.experiment, "tracking_uri": run.store.uri}
     model = TrainedModel(fitted.trainer.model, prep.pipeline, recipe, meta)
-    history = fitted.trainer.history
-    model.artifacts["learning_curve.png"] = partial(_learning_curve, history, meta["best_epoch"], recipe.display_name)
+    if recipe.evaluate.plots:
+        model.artifacts.update(workflow.plots(recipe, prep, fitted))
     model.artifacts["model_card.md"] = partial(_card, model)
+    if recipe.evaluate.report:
+        model.artifacts["report.html"] = partial(_report, model)
     if meta["stopped"]:
         report.note(meta["stopped"])
     report.metrics(meta["metrics"], prep.classes)
+    report.diagnosis(found)
     path = model.save(out) if out is not None else None
     if path is not None:
-        report.note(f"model saved to {path}/")
+        shown = f" (report: {path / 'report.html'})" if recipe.evaluate.report else ""
+        report.note(f"model saved to {path}/{shown}")
     if run is not None:
         _finish_run(run, model, path)
         report.note(f"run {run.id} logged to {run.store.uri} (experiment '{run.experiment}')")
+    history = fitted.trainer.history
     return TrainResult(model, meta["metrics"], history, path, run.id if run else None)
 
 
@@ -164,6 +177,9 @@ def _finish_run(run: TrackedRun, model: TrainedModel, path: Path | None) -> None
 
     meta = model.meta
     final = {f"{part}_{m}": v for part, values in meta["metrics"].items() for m, v in values.items() if m in HEADLINE}
+    for part, values in meta["metrics"].items():  # bootstrap intervals, beside the metric they bound
+        for m, (low, high) in values.get("ci", {}).items():
+            final.update({f"{part}_{m}_ci_low": low, f"{part}_{m}_ci_high": high})
     run.log_metrics(final, step=meta["epochs_run"])
     env = {f"strata.env.{k}": v for k, v in meta["versions"].items()}
     git = (
@@ -186,8 +202,9 @@ def _finish_run(run: TrackedRun, model: TrainedModel, path: Path | None) -> None
     with tempfile.TemporaryDirectory() as tmp:
         bundle = path if path is not None else model.save(Path(tmp) / "bundle")
         run.log_artifacts(bundle, "bundle")
-        for name in ("model_card.md", "recipe.yaml", "learning_curve.png"):
-            run.log_artifacts(bundle / name)
+        for name in ("model_card.md", "recipe.yaml", "report.html", *sorted(p.name for p in bundle.glob("*.png"))):
+            if (bundle / name).exists():
+                run.log_artifacts(bundle / name)
     model.path = path  # not the temporary copy
     run.finish()
 
@@ -198,10 +215,52 @@ def _card(model: TrainedModel) -> bytes:
     return card.render(model).encode()
 
 
-def _learning_curve(history: list[dict[str, float]], best_epoch: int | None, name: str) -> bytes:
-    from strata.evaluation.plots import learning_curve
+def _report(model: TrainedModel) -> bytes:
+    from strata.evaluation.report import render
 
-    return learning_curve(history, best_epoch, title=f"{name}: learning curve")
+    images = {name.removesuffix(".png"): make() for name, make in model.artifacts.items() if name.endswith(".png")}
+    return render(model, images=images).encode()
+
+
+def _tensorboard(recipe: Recipe, run: TrackedRun | None) -> Callback:
+    from datetime import datetime
+
+    from strata.training.callbacks import TensorBoard
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = Path(recipe.track.tensorboard_dir) / f"{recipe.display_name}-{run.id[:8] if run else stamp}"
+    return TensorBoard(folder)
+
+
+def lr_find(
+    recipe: Recipe | dict[str, Any] | str | Path,
+    data: pd.DataFrame | str | Path | None = None,
+    *,
+    start: float = 1e-7,
+    end: float = 10.0,
+    steps: int = 100,
+) -> RangeTest:
+    """The learning-rate range test on the recipe's training split, from the weights `train` would
+    start from. The result's `suggestion` is the rate where the smoothed loss falls fastest."""
+    from strata import workflow
+    from strata.data.sources import load_frame
+    from strata.training.lr_finder import range_test
+
+    recipe = as_recipe(recipe)
+    if steps < 10:
+        raise RecipeError(f"lr-find: steps must be at least 10, got {steps}")
+    if not 0 < start < end:
+        raise RecipeError(f"lr-find: needs 0 < start < end, got start {start:g} and end {end:g}")
+    prep = workflow.prepare(recipe, load_frame(recipe.data, data))
+    built = workflow.build(recipe, prep)
+    return range_test(built.network, built.loss, prep.sets["train"], recipe.train, recipe.seeds, start, end, steps)
+
+
+def report(source: str | Path, out: str | Path = "report.html", tracking_uri: str | None = None) -> Path:
+    """Write the self-contained HTML report of a bundle folder or a tracked run (id or its start)."""
+    from strata.evaluation.report import write
+
+    return write(source, out, tracking_uri)
 
 
 def load(path: str | Path, tracking_uri: str | None = None) -> TrainedModel:

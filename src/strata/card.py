@@ -108,9 +108,17 @@ def _evaluation(model: TrainedModel, spread: dict[str, Any] | None) -> str:
     splits = [s for s in ("val", "test") if s in metrics]
     header = ["metric", *splits]
     rows = [
-        [m, *(metrics[s].get(m) for s in splits)] for m in names if any(metrics[s].get(m) is not None for s in splits)
+        [m, *(_with_interval(metrics[s], m) for s in splits)]
+        for m in names
+        if any(metrics[s].get(m) is not None for s in splits)
     ]
     parts = ["## Evaluation", _table(header, rows) if rows else "No held-out metrics (split.test and split.val are 0)."]
+    with_ci = next((metrics[s] for s in splits if metrics[s].get("ci")), None)
+    if with_ci:
+        parts.append(
+            f"[low, high]: {with_ci['ci_level']:.0%} percentile bootstrap interval over {with_ci['bootstrap']} "
+            "resamples of the split's rows (it reflects the finite test set, not retraining)."
+        )
     if spread:
         n = next(iter(spread.values()))["n"]
         parts.append(
@@ -132,6 +140,17 @@ def _evaluation(model: TrainedModel, spread: dict[str, Any] | None) -> str:
     return "\n\n".join(parts)
 
 
+def _with_interval(values: dict[str, Any], name: str) -> Any:
+    value, interval = values.get(name), values.get("ci", {}).get(name)
+    if value is None or not interval:
+        return value
+    return f"{value:.4g} [{interval[0]:.4g}, {interval[1]:.4g}]"
+
+
+def _verdict(found: dict[str, Any] | None) -> str | None:
+    return f"{found['verdict']}: {found['detail']}" if found else None
+
+
 def _procedure(model: TrainedModel) -> str:
     meta, train = model.meta, model.recipe.train
     opt, schedule = train.optimizer, train.schedule
@@ -150,6 +169,7 @@ def _procedure(model: TrainedModel) -> str:
             f"on {stop.monitor}, patience {stop.patience}; best epoch {meta.get('best_epoch')}" if stop else "off",
         ],
         ["stopped because", meta.get("stopped") or "all epochs ran"],
+        ["diagnosis", _verdict(meta.get("diagnosis"))],
         [
             "seed",
             f"{model.recipe.seed} (data {meta['seeds']['data']}, model {meta['seeds']['model']}, "

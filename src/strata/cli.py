@@ -218,6 +218,65 @@ def init(
     typer.echo(f"wrote {out}; train it with: strata train {out}")
 
 
+@app.command()
+def report(
+    source: Annotated[
+        str, typer.Argument(help="Bundle folder, or a run id (or the start of one).", metavar="RUN_OR_BUNDLE")
+    ],
+    out: Annotated[Path, typer.Option(help="HTML file to write.", metavar="FILE")] = Path("report.html"),
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Write the self-contained HTML report of a model: metrics with intervals, plots, diagnosis, recipe."""
+    from strata.evaluation.report import write
+
+    typer.echo(f"report written to {write(source, out, tracking_uri)}")
+
+
+@app.command("lr-find")
+def lr_find(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.", metavar="RECIPE", show_default=False)],
+    overrides: SetOption = None,
+    apply: Annotated[bool, typer.Option("--apply", help="Write the suggested rate into the recipe file.")] = False,
+    out: Annotated[Path, typer.Option(help="Plot of loss against learning rate.", metavar="PNG")] = Path("lr_find.png"),
+    start: Annotated[float, typer.Option(help="First learning rate.")] = 1e-7,
+    end: Annotated[float, typer.Option(help="Last learning rate.")] = 10.0,
+    steps: Annotated[int, typer.Option(help="Batches (one learning rate each).")] = 100,
+) -> None:
+    """Learning-rate range test: train briefly while the rate grows; suggest where the loss falls fastest."""
+    from strata.api import lr_find as range_test
+    from strata.evaluation.plots import lr_range
+    from strata.recipe import Recipe
+
+    spec = Recipe.from_yaml(recipe, overrides or [])
+    found = range_test(spec, start=start, end=end, steps=steps)
+    _write_bytes(out, lr_range(found.lrs, found.losses, found.suggestion))
+    typer.echo(f"range test: {len(found.lrs)} batches from lr {start:g} to {found.lrs[-1]:g}; plot in {out}")
+    if found.suggestion is None:
+        typer.echo("no suggestion: the loss did not fall clearly; widen --start/--end or raise --steps")
+        if apply:
+            raise typer.Exit(1)
+        return
+    typer.echo(f"suggested learning rate: {found.suggestion:.3g} (recipe has {spec.train.optimizer.lr:g})")
+    if apply:
+        from strata.starter import set_learning_rate
+
+        set_learning_rate(recipe, float(f"{found.suggestion:.3g}"))
+        typer.echo(f"wrote train.optimizer.lr: {found.suggestion:.3g} into {recipe}")
+    else:
+        typer.echo("--apply writes it into the recipe")
+
+
+def _write_bytes(out: Path, content: bytes) -> None:
+    from strata.errors import StrataError
+
+    if out.is_dir():
+        raise StrataError(f"--out '{out}' is a folder; give a file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.name}.partial")
+    partial.write_bytes(content)
+    os.replace(partial, out)
+
+
 runs_app = typer.Typer(help="Look at tracked runs.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(runs_app, name="runs")
 

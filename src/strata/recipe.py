@@ -315,6 +315,17 @@ class TrackConfig(_Section):
     uri: str | None = None  # default: $STRATA_TRACKING_URI, else sqlite:///strata-runs/mlflow.db
     experiment: str | None = None  # default: the recipe's name
     tags: dict[str, str] = Field(default_factory=dict)
+    tensorboard: bool = False  # also write TensorBoard event files (needs the `tensorboard` extra)
+    tensorboard_dir: str = "strata-runs/tensorboard"  # one sub-folder per run
+
+
+class EvaluateConfig(_Section):
+    """What a run measures and draws after training. `evaluate: false` turns all of it off."""
+
+    bootstrap: int = Field(1000, ge=0)  # resamples for the test metrics' intervals; 0: none
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    plots: bool = True  # PNGs in the bundle and the tracked run
+    report: bool = True  # report.html in the bundle and the tracked run
 
 
 class CardConfig(_Section):
@@ -345,6 +356,7 @@ class Recipe(_Section):
     split: SplitConfig = SplitConfig()
     model: MLPConfig = MLPConfig()
     train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     track: TrackConfig = TrackConfig()
     card: CardConfig = CardConfig()
 
@@ -352,6 +364,11 @@ class Recipe(_Section):
     @classmethod
     def _track_switch(cls, value: Any) -> Any:
         return {"enabled": value} if isinstance(value, bool) else value
+
+    @field_validator("evaluate", mode="before")
+    @classmethod
+    def _evaluate_switch(cls, value: Any) -> Any:
+        return {"bootstrap": 0, "plots": False, "report": False} if value is False else value
 
     def __init__(self, **sections: Any):
         # Recipe(data=..., train=...) explains its errors like from_dict. (pydantic also runs this
@@ -454,9 +471,9 @@ class Recipe(_Section):
     def hash(self, *, seed: bool = True) -> str:
         """Content hash of what decides the model: the normalised recipe (all defaults filled in)
         without its name, where the data comes from (the data fingerprint covers the data itself),
-        tracking and card settings; and without the seed when `seed=False`."""
+        evaluation, tracking and card settings; and without the seed when `seed=False`."""
         spec = self.to_dict()
-        for key in ("name", "track", "card", *(() if seed else ("seed",))):
+        for key in ("name", "evaluate", "track", "card", *(() if seed else ("seed",))):
             spec.pop(key)
         for key in ("dataset", "path", "format"):
             spec["data"].pop(key)

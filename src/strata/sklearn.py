@@ -148,6 +148,7 @@ class _DeepEstimator(BaseEstimator):
             "features": {"columns": [{"name": name, "type": _kind(frame[name])} for name in frame.columns]},
             "split": split,
             "track": False,  # an estimator is fitted many times inside searches; track with MLflow's own tools
+            "evaluate": False,  # nor draw plots and reports each time; score() and sklearn's metrics do that
             "model": {
                 "hidden": _layers(self.hidden),
                 "activation": self.activation,

@@ -51,3 +51,39 @@ def starter_recipe(frame: pd.DataFrame, data: Path, target: str, recipe_path: Pa
     ]
     header += [f"# Left out: {s}." for s in skipped]
     return "\n".join(header) + "\n" + yaml.safe_dump(recipe, sort_keys=False, default_flow_style=None)
+
+
+def set_learning_rate(path: Path, lr: float) -> None:
+    """Write `train.optimizer.lr: lr` into a recipe file, keeping its comments, order and layout
+    (`optimizer: adam` becomes `optimizer: {name: adam, lr: ...}`). The file is replaced in one step,
+    and only after the edited recipe has been checked."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    from strata.errors import RecipeError
+    from strata.recipe import Recipe
+
+    editor = YAML()  # round-trip mode: comments and key order survive
+    editor.preserve_quotes = True
+    raw = editor.load(path.read_text())
+    train = raw.setdefault("train", {})
+    if train is None:
+        raw["train"] = train = {}
+    optimizer = train.get("optimizer")
+    if optimizer is None or isinstance(optimizer, str):
+        train["optimizer"] = {"name": optimizer or "adam", "lr": lr} if optimizer else {"lr": lr}
+    elif isinstance(optimizer, dict):
+        optimizer["lr"] = lr
+    else:
+        raise RecipeError(f"{path}: train.optimizer is neither a name nor a mapping; cannot set its lr")
+    text = io.StringIO()
+    editor.dump(raw, text)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text.getvalue())
+    try:
+        Recipe.from_yaml(partial)  # the edit must leave a valid recipe
+    except RecipeError:
+        partial.unlink()
+        raise
+    os.replace(partial, path)

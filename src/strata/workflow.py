@@ -12,10 +12,14 @@ import numpy as np
 from strata.errors import DataError, RecipeError, TrainingError, did_you_mean
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
+    from torch import nn
 
     from strata.data.batches import TensorSet
     from strata.data.split import Split
+    from strata.evaluation.diagnosis import Diagnosis
     from strata.features.pipeline import Pipeline
     from strata.models.heads import Head
     from strata.recipe import Recipe
@@ -113,21 +117,37 @@ def _callbacks(recipe: Recipe, prep: Prepared, quiet: bool) -> list[Callback]:
     return callbacks
 
 
-def fit(recipe: Recipe, prep: Prepared, quiet: bool, extra: list[Callback]) -> Fitted:
-    """Build the network and train it; raises TrainingError when the weights end up unusable."""
-    from strata.evaluation.metrics import epoch_score
-    from strata.models import build
+@dataclass
+class Built:
+    network: nn.Module  # freshly initialised from the model seed
+    loss: nn.Module
+    loss_name: str  # `auto` resolved
+    head: Head
+
+
+def build(recipe: Recipe, prep: Prepared) -> Built:
+    """The untrained network and its loss, as `fit` starts from them (the LR finder uses this too)."""
+    from strata.models import build as build_network
     from strata.training import losses
-    from strata.training.trainer import Trainer
 
     loss_name, head = losses.resolve(recipe.train.loss, prep.task, len(prep.classes), len(recipe.data.targets))
     weights = None
     if prep.task != "regression":
         weights = losses.class_weights(recipe.train.loss, prep.sets["train"].target.numpy(), prep.classes)
-    network = build(recipe.model, prep.pipeline, head.size, recipe.seeds.model)
+    network = build_network(recipe.model, prep.pipeline, head.size, recipe.seeds.model)
+    return Built(network, losses.make(loss_name, recipe.train.loss, weights), loss_name, head)
+
+
+def fit(recipe: Recipe, prep: Prepared, quiet: bool, extra: list[Callback]) -> Fitted:
+    """Build the network and train it; raises TrainingError when the weights end up unusable."""
+    from strata.evaluation.metrics import epoch_score
+    from strata.training.trainer import Trainer
+
+    built = build(recipe, prep)
+    network, head, loss_name = built.network, built.head, built.loss_name
     trainer = Trainer(
         network,
-        losses.make(loss_name, recipe.train.loss, weights),
+        built.loss,
         recipe.train,
         recipe.seeds,
         score=epoch_score(prep.task, prep.pipeline.target, head.kind),
@@ -160,6 +180,106 @@ def held_out_metrics(fitted: Fitted, prep: Prepared) -> dict[str, dict[str, Any]
         for part in ("val", "test")
         if len(prep.sets[part])
     }
+
+
+def add_intervals(recipe: Recipe, prep: Prepared, fitted: Fitted, metrics: dict[str, dict[str, Any]]) -> None:
+    """Bootstrap intervals for the headline metrics of the test part (else validation), in place:
+    `ci` {metric: [low, high]}, `ci_level` and `bootstrap` (the number of resamples)."""
+    from strata.evaluation.bootstrap import intervals
+    from strata.features import target
+
+    cfg = recipe.evaluate
+    part = "test" if "test" in metrics else "val" if "val" in metrics else None
+    if not cfg.bootstrap or part is None or "error" in metrics[part]:
+        return
+    y, predicted = prep.sets[part].target.numpy(), predictions(fitted, prep.sets[part])
+    seed = recipe.seeds.data
+    if prep.task != "regression":
+        found = {"": intervals(prep.task, y, predicted, cfg.bootstrap, seed, cfg.confidence)}
+        homes = {"": metrics[part]}
+    else:
+        state = prep.pipeline.target
+        y, predicted = target.decode(y, state), target.decode(predicted, state)
+        names = state["columns"]
+        found = {n: intervals("regression", y[:, i], predicted[:, i], cfg.bootstrap, seed, cfg.confidence)
+                 for i, n in enumerate(names)}  # fmt: skip
+        homes = {n: metrics[part]["per_target"][n] for n in names} if len(names) > 1 else {names[0]: metrics[part]}
+    for key, home in homes.items():
+        if found[key]:
+            home.update(ci=found[key], ci_level=cfg.confidence, bootstrap=cfg.bootstrap)
+
+
+def diagnosis(recipe: Recipe, prep: Prepared, fitted: Fitted) -> Diagnosis:
+    """The learning curves' verdict; the constant-prediction floor is left out where the loss is
+    reweighted or smoothed (it would not be comparable)."""
+    from strata.evaluation.diagnosis import baseline_loss, diagnose
+
+    loss = recipe.train.loss
+    reweighted = loss.class_weights is not None or loss.label_smoothing > 0
+    baseline = None if reweighted else baseline_loss(prep.task, fitted.loss, prep.sets["train"].target.numpy())
+    stop = recipe.train.early_stopping
+    kept = fitted.trainer.best_epoch if stop is not None and stop.restore_best and fitted.trainer.stop_reason else None
+    return diagnose(fitted.trainer.history, baseline, kept)
+
+
+def plots(recipe: Recipe, prep: Prepared, fitted: Fitted) -> dict[str, Callable[[], bytes]]:
+    """{file name: render()} of the run's plots, drawn on the test part (else validation); rendered
+    only when called, once."""
+    from functools import partial
+
+    from strata.evaluation import plots as draw
+    from strata.features import target
+
+    title, history = f"{recipe.display_name}: learning curve", fitted.trainer.history
+    out: dict[str, Callable[[], bytes]] = {
+        "learning_curve.png": partial(draw.learning_curve, history, fitted.trainer.best_epoch, title)
+    }
+    state, targets = prep.pipeline.target, recipe.data.targets
+    parts = {p: prep.sets[p].target.numpy() for p in ("train", "val", "test") if len(prep.sets[p])}
+    if prep.task != "regression":
+        out["target_balance.png"] = partial(draw.target_balance, parts, prep.classes, targets[0])
+    elif len(targets) == 1:
+        out["target_balance.png"] = partial(draw.target_balance, {p: target.decode(v, state)[:, 0]
+                                            for p, v in parts.items()}, None, targets[0])  # fmt: skip
+    part = "test" if len(prep.sets["test"]) else "val" if len(prep.sets["val"]) else None
+    if part is not None:
+        y, predicted = prep.sets[part].target.numpy(), predictions(fitted, prep.sets[part])
+        if not np.isfinite(predicted).all():
+            return {k: Once(v) for k, v in out.items()}
+        if prep.task != "regression":
+            from sklearn.metrics import confusion_matrix
+
+            matrix = confusion_matrix(y, predicted.argmax(1), labels=range(len(prep.classes))).tolist()
+            out["confusion_matrix.png"] = partial(draw.confusion, matrix, prep.classes, part)
+            if len(np.unique(y)) > 1:
+                out["roc.png"] = partial(draw.roc, y, predicted, prep.classes, part)
+                out["precision_recall.png"] = partial(draw.precision_recall, y, predicted, prep.classes, part)
+            out["reliability.png"] = partial(draw.reliability, y, predicted, part)
+        else:
+            y, predicted = target.decode(y, state), target.decode(predicted, state)
+            for i, column in enumerate(targets):
+                file = "regression_fit.png" if len(targets) == 1 else f"regression_fit_{_file_part(column)}.png"
+                out[file] = partial(draw.regression_fit, y[:, i], predicted[:, i], column, part)
+    return {k: Once(v) for k, v in out.items()}
+
+
+class Once:
+    """A renderer that runs once and keeps its bytes (the report reuses the bundle's PNGs);
+    picklable, unlike functools.cache, so a model holding it still pickles."""
+
+    def __init__(self, render: Callable[[], bytes]):
+        self.render, self.done = render, None
+
+    def __call__(self) -> bytes:
+        if self.done is None:
+            self.done = self.render()
+        return self.done
+
+
+def _file_part(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "target"
 
 
 def slice_metrics(recipe: Recipe, prep: Prepared, fitted: Fitted, frame: pd.DataFrame) -> tuple[str, dict[str, Any]]:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-from strata.evaluation.metrics import classification, epoch_score, regression, score
+from strata.evaluation.metrics import classification, epoch_score, expected_calibration_error, regression, score
 
 
 def random_case(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -130,3 +130,107 @@ def test_epoch_accuracy_reads_the_head(head, outputs):
     assert accuracy(torch.tensor(outputs, dtype=torch.float32), torch.tensor([1, 0, 0]))["accuracy"] == pytest.approx(
         2 / 3
     )
+
+
+# ------------------------------------------------------------------- further headline metrics
+@pytest.mark.parametrize("k", [2, 4])
+def test_further_classification_metrics_equal_scikit_learn(k):
+    codes, proba = random_case(300, k, seed=10 + k)
+    pred = proba.argmax(1)
+    labels = list(range(k))
+    got = classification(codes, proba, [f"c{i}" for i in range(k)])
+    assert got["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(codes, pred))
+    for name, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
+        weighted = fn(codes, pred, labels=labels, average="weighted", zero_division=0)
+        assert got[f"{name}_weighted"] == pytest.approx(weighted), name
+    if k == 2:
+        assert got["pr_auc"] == pytest.approx(skm.average_precision_score(codes, proba[:, 1]))
+        assert got["brier"] == pytest.approx(skm.brier_score_loss(codes, proba[:, 1]))
+        assert got["brier"] == pytest.approx(np.mean((proba[:, 1] - codes) ** 2))
+    else:
+        onehot = np.eye(k)[codes]
+        assert got["pr_auc"] == pytest.approx(skm.average_precision_score(onehot, proba, average="macro"))
+        assert got["brier"] == pytest.approx(skm.brier_score_loss(codes, proba, labels=labels))
+        assert got["brier"] == pytest.approx(np.mean(((proba - onehot) ** 2).sum(1)))
+
+
+def test_pr_auc_and_balanced_accuracy_use_only_the_classes_in_the_labels():
+    codes, proba = random_case(200, 3, seed=21)
+    codes, proba = codes[codes < 2], proba[codes < 2]  # class 2 is never the label, sometimes predicted
+    pred = proba.argmax(1)
+    assert (pred == 2).any()
+    got = classification(codes, proba, ["a", "b", "c"])
+    aps = [skm.average_precision_score(codes == c, proba[:, c]) for c in (0, 1)]
+    assert got["pr_auc"] == pytest.approx(np.mean(aps))
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        balanced = skm.balanced_accuracy_score(codes, pred)
+    assert got["balanced_accuracy"] == pytest.approx(balanced)
+    assert got["recall"] != pytest.approx(balanced)  # the macro recall also counts the predicted-only class
+    one_class = classification(np.ones(5, dtype=np.int64), np.tile([0.3, 0.7], (5, 1)), ["n", "y"])
+    assert one_class["pr_auc"] is None
+
+
+def ece_by_hand(codes: np.ndarray, proba: np.ndarray, bins: int) -> float:
+    """Top-label ECE written out: for each bin [b/bins, (b+1)/bins) (the last one closed), the gap
+    between the number of right predictions and the summed confidence, over all rows."""
+    total = 0.0
+    for b in range(bins):
+        low, high = b / bins, (b + 1) / bins
+        rows = [
+            i
+            for i in range(len(codes))
+            if low <= max(proba[i]) < high or (b == bins - 1 and max(proba[i]) == 1.0)
+        ]
+        right = sum(int(np.argmax(proba[i]) == codes[i]) for i in rows)
+        total += abs(right - sum(max(proba[i]) for i in rows))
+    return total / len(codes)
+
+
+@pytest.mark.parametrize(("k", "seed"), [(2, 0), (3, 1), (5, 2)])
+def test_ece_equals_a_direct_computation(k, seed):
+    codes, proba = random_case(250, k, seed=seed)
+    assert expected_calibration_error(codes, proba) == pytest.approx(ece_by_hand(codes, proba, 15))
+    assert expected_calibration_error(codes, proba, bins=7) == pytest.approx(ece_by_hand(codes, proba, 7))
+    assert classification(codes, proba, list(range(k)))["ece"] == pytest.approx(ece_by_hand(codes, proba, 15))
+
+
+def test_ece_at_its_extremes():
+    codes = np.array([0, 1, 1, 0])
+    right = np.eye(2)[codes]
+    assert expected_calibration_error(codes, right) == 0.0  # certain and right
+    assert expected_calibration_error(codes, right[:, ::-1]) == 1.0  # certain and wrong
+    # 0.75 confident, right three times out of four: calibrated
+    proba = np.array([[0.75, 0.25], [0.25, 0.75], [0.25, 0.75], [0.25, 0.75]])
+    assert expected_calibration_error(codes, proba) == pytest.approx(0.0)
+    # 0.75 confident, right half the time: off by a quarter
+    assert expected_calibration_error(np.array([1, 0, 1, 1]), proba) == pytest.approx(0.25)
+
+
+def test_mape_and_median_ae_equal_scikit_learn_leaving_out_zero_targets():
+    rng = np.random.default_rng(8)
+    y = rng.uniform(1, 20, 120)
+    y[::7] = 0.0
+    pred = y + rng.normal(0, 2, 120)
+    got = regression(y, pred, ["price"])
+    nonzero = y != 0
+    assert got["mape"] == pytest.approx(skm.mean_absolute_percentage_error(y[nonzero], pred[nonzero]))
+    assert got["median_ae"] == pytest.approx(skm.median_absolute_error(y, pred))
+    assert got["median_ae"] == pytest.approx(np.median(np.abs(y - pred)))
+    # scikit-learn's own MAPE divides by a tiny epsilon where the target is 0: huge, not a percentage
+    assert skm.mean_absolute_percentage_error(y, pred) > 1e6 * got["mape"]
+
+
+def test_mape_is_none_when_every_target_is_zero():
+    got = regression(np.zeros(10), np.linspace(-1, 1, 10), ["y"])
+    assert got["mape"] is None
+    assert got["mae"] == pytest.approx(np.abs(np.linspace(-1, 1, 10)).mean())  # the other metrics still work
+
+
+def test_several_targets_each_get_mape_and_median_ae():
+    rng = np.random.default_rng(9)
+    y = np.stack([rng.uniform(1, 5, 50), np.zeros(50)], axis=1)
+    pred = y + rng.normal(0, 0.5, (50, 2))
+    got = regression(y, pred, ["a", "b"])
+    assert got["per_target"]["a"]["mape"] == pytest.approx(skm.mean_absolute_percentage_error(y[:, 0], pred[:, 0]))
+    assert got["per_target"]["b"]["mape"] is None
+    assert got["per_target"]["b"]["median_ae"] == pytest.approx(skm.median_absolute_error(y[:, 1], pred[:, 1]))

@@ -1,15 +1,10 @@
-"""A tracking store shared by the tests of one worker: opening a SQLite store costs seconds."""
+"""Fixtures of the tracking tests (the shared store, `store_uri`, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.conftest import tiny_recipe
-
-
-@pytest.fixture(scope="session")
-def store_uri(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('store')}/mlflow.db"
 
 
 @pytest.fixture

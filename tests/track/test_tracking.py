@@ -11,7 +11,7 @@ from strata.track.store import DEFAULT_URI, ENV, Store, resolve_uri
 
 
 def test_a_run_is_readable_through_mlflow(tracked, client, mixed_frame, tmp_path):
-    recipe = tracked("readback", card={"intended_use": "tests"})
+    recipe = tracked("readback", card={"intended_use": "tests"}, evaluate={"bootstrap": 100})
     result = strata.train(recipe, data=mixed_frame, out=tmp_path / "m", quiet=True)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
@@ -25,7 +25,11 @@ def test_a_run_is_readable_through_mlflow(tracked, client, mixed_frame, tmp_path
     assert [m.step for m in history] == [h["epoch"] for h in result.history]
     np.testing.assert_allclose([m.value for m in history], [h["val_loss"] for h in result.history])
     # final metrics
-    assert run.data.metrics["test_accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])
+    test = result.metrics["test"]
+    assert run.data.metrics["test_accuracy"] == pytest.approx(test["accuracy"])
+    # their bootstrap intervals beside them
+    assert run.data.metrics["test_accuracy_ci_low"] == pytest.approx(test["ci"]["accuracy"][0])
+    assert run.data.metrics["test_accuracy_ci_high"] == pytest.approx(test["ci"]["accuracy"][1])
     # fingerprint tags, the same as the bundle's
     meta = result.model.meta
     assert run.data.tags["strata.data_hash"] == meta["fingerprint"]["data"]
@@ -35,9 +39,11 @@ def test_a_run_is_readable_through_mlflow(tracked, client, mixed_frame, tmp_path
     assert run.data.tags["strata.env.torch"] == meta["versions"]["torch"]
     assert run.data.tags["strata.data_source"] == "dataframe"
     assert meta["run"] == {"id": result.run_id, "experiment": "readback", "tracking_uri": recipe["track"]["uri"]}
-    # artifacts: the bundle, and its card, recipe and plot at the top
+    # artifacts: the bundle, and its card, recipe, report and plots at the top
     top = {a.path for a in client.list_artifacts(result.run_id)}
-    assert top == {"bundle", "model_card.md", "recipe.yaml", "learning_curve.png"}
+    plots = {p.name for p in (tmp_path / "m").glob("*.png")}
+    assert {"learning_curve.png", "confusion_matrix.png", "roc.png", "reliability.png"} <= plots
+    assert top == {"bundle", "model_card.md", "recipe.yaml", "report.html", *plots}
     bundle = {a.path for a in client.list_artifacts(result.run_id, "bundle")}
     assert {"bundle/weights.safetensors", "bundle/meta.json", "bundle/model_card.md"} <= bundle
 

@@ -13,7 +13,10 @@ import numpy as np
 
 from strata._labels import level_key
 
-HEADLINE = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss", "mae", "rmse", "r2")
+HEADLINE = (
+    "accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "pr_auc", "log_loss", "brier", "ece",
+    "mae", "rmse", "r2", "mape", "median_ae",
+)  # fmt: skip
 
 
 def score(task: str, target_state: dict[str, Any], y: np.ndarray, predictions: np.ndarray) -> dict[str, Any]:
@@ -31,7 +34,8 @@ def score(task: str, target_state: dict[str, Any], y: np.ndarray, predictions: n
 
 def classification(codes: np.ndarray, proba: np.ndarray, classes: list) -> dict[str, Any]:
     """Macro averages are over the classes present in the labels or the predictions (as scikit-learn
-    averages them); `per_class` lists every class the model knows."""
+    averages them); weighted averages weight each class by its support; `per_class` lists every
+    class the model knows."""
     from sklearn import metrics as skm
 
     everything = list(range(len(classes)))
@@ -39,13 +43,21 @@ def classification(codes: np.ndarray, proba: np.ndarray, classes: list) -> dict[
     pred = proba.argmax(1)
     p, r, f, support = skm.precision_recall_fscore_support(codes, pred, labels=everything, zero_division=0)
     present = np.union1d(codes, pred)
+    weights = support / max(support.sum(), 1)
     return {
         "accuracy": float(skm.accuracy_score(codes, pred)),
+        "balanced_accuracy": float(r[np.unique(codes)].mean()),  # mean recall over the classes in the labels
         "precision": float(p[present].mean()),
         "recall": float(r[present].mean()),
         "f1": float(f[present].mean()),
+        "precision_weighted": float(p @ weights),
+        "recall_weighted": float(r @ weights),
+        "f1_weighted": float(f @ weights),
         "roc_auc": _roc_auc(codes, proba),
+        "pr_auc": _pr_auc(codes, proba),
         "log_loss": float(skm.log_loss(codes, proba, labels=everything)),
+        "brier": float(skm.brier_score_loss(codes, proba if len(classes) > 2 else proba[:, 1], labels=everything)),
+        "ece": expected_calibration_error(codes, proba),
         "per_class": {
             level_key(c): {
                 "precision": float(p[i]),
@@ -57,6 +69,30 @@ def classification(codes: np.ndarray, proba: np.ndarray, classes: list) -> dict[
         },
         "confusion_matrix": skm.confusion_matrix(codes, pred, labels=everything).tolist(),
     }
+
+
+def expected_calibration_error(codes: np.ndarray, proba: np.ndarray, bins: int = 15) -> float:
+    """Top-label ECE: the share-weighted gap between confidence and accuracy in equal-width bins."""
+    confidence = proba.max(1)
+    correct = proba.argmax(1) == codes
+    which = np.minimum((confidence * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in np.unique(which):
+        inside = which == b
+        gap += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(gap)
+
+
+def _pr_auc(codes: np.ndarray, proba: np.ndarray) -> float | None:
+    """Average precision: binary, or the macro mean one-vs-rest over the classes in the labels."""
+    from sklearn.metrics import average_precision_score
+
+    present = np.unique(codes)
+    if len(present) < 2:
+        return None
+    if proba.shape[1] == 2:
+        return float(average_precision_score(codes == 1, proba[:, 1]))
+    return float(np.mean([average_precision_score(codes == k, proba[:, k]) for k in present]))
 
 
 def _roc_auc(codes: np.ndarray, proba: np.ndarray) -> float | None:
@@ -72,8 +108,10 @@ def _roc_auc(codes: np.ndarray, proba: np.ndarray) -> float | None:
 
 
 def regression(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """MAE, RMSE and R² in the target's units. With several targets, whose units differ, the top level
-    keeps only the mean R² (unitless); each target's metrics are under `per_target`."""
+    """MAE, RMSE, R², MAPE and median absolute error in the target's units. MAPE leaves out rows
+    whose target is zero (a percentage of zero is undefined) and is None when every target is.
+    With several targets, whose units differ, the top level keeps only the mean R² (unitless);
+    each target's metrics are under `per_target`."""
     from sklearn import metrics as skm
 
     y, pred = y.reshape(len(y), -1), pred.reshape(len(pred), -1)
@@ -81,10 +119,13 @@ def regression(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict[str, A
         per_target = {n: regression(y[:, i], pred[:, i], [n]) for i, n in enumerate(names)}
         r2 = [m["r2"] for m in per_target.values()]
         return {"r2": None if None in r2 else float(np.mean(r2)), "per_target": per_target}
+    nonzero = np.abs(y[:, 0]) > 1e-12
     return {
         "mae": float(skm.mean_absolute_error(y, pred)),
         "rmse": float(np.sqrt(skm.mean_squared_error(y, pred))),
         "r2": float(skm.r2_score(y, pred)) if len(y) > 1 else None,
+        "mape": float(np.mean(np.abs((y - pred)[nonzero, 0] / y[nonzero, 0]))) if nonzero.any() else None,
+        "median_ae": float(skm.median_absolute_error(y, pred)),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import RecipeError, did_you_mean
@@ -122,3 +123,30 @@ class Progress(Callback):
     def on_train_end(self, trainer: Trainer) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+class TensorBoard(Callback):
+    """Every number of each epoch's history row as a TensorBoard scalar, in `folder`
+    (`tensorboard --logdir` its parent to compare runs). Needs the `tensorboard` package."""
+
+    def __init__(self, folder: str | Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise RecipeError(
+                "track.tensorboard: the tensorboard package is not installed; "
+                "pip install 'strata[tensorboard]' or set track.tensorboard: false"
+            ) from None
+        self.folder = Path(folder)
+        self.writer = SummaryWriter(log_dir=str(self.folder))
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
+        step = int(logs["epoch"])
+        for name, value in logs.items():
+            if name != "epoch":
+                group = "loss" if name.endswith("loss") else "lr" if name == "lr" else "metrics"
+                self.writer.add_scalar(f"{group}/{name}", value, step)
+
+    def on_train_end(self, trainer: Trainer) -> None:
+        self.writer.flush()
+        self.writer.close()
