@@ -303,3 +303,15 @@ def test_an_infinite_value_is_a_one_line_error(capsys, tmp_path, regression_fram
         warnings.simplefilter("always")
         code, _, err = strata(capsys, "train", tmp_path / "inf.yaml", "--out", tmp_path / "m")
     assert code == 1 and f"column '{column}' has infinite values in row 3" in one_line_error(err)
+
+
+def test_train_with_seeds_writes_beside_the_single_run_bundle(capsys, tmp_path, recipe):
+    code, _, err = strata(capsys, "train", recipe, "-q")
+    assert code == 0, err
+    code, _, err = strata(capsys, "train", recipe, "--seeds", "2", "-q")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "models" / "recipe-seeds").iterdir()) == ["seed-0", "seed-1"]
+    code, _, err = strata(capsys, "train", recipe, "-q")  # replacing the single-run bundle keeps them
+    assert code == 0, err
+    assert (tmp_path / "models" / "recipe-seeds" / "seed-1" / "weights.safetensors").exists()
+    assert not (tmp_path / "models" / "recipe" / "seed-0").exists()

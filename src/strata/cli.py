@@ -60,7 +60,12 @@ def train(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.", metavar="RECIPE", show_default=False)],
     overrides: SetOption = None,
     out: Annotated[
-        Path | None, typer.Option(help="Bundle folder.", show_default="models/<recipe name>", metavar="DIR")
+        Path | None,
+        typer.Option(
+            help="Bundle folder (with --seeds: a folder of seed-<s> bundles).",
+            show_default="models/<recipe name>, models/<recipe name>-seeds",
+            metavar="DIR",
+        ),
     ] = None,
     data: Annotated[
         Path | None, typer.Option(help="Data file to use instead of the recipe's data source.", metavar="FILE")
@@ -75,13 +80,13 @@ def train(
     from strata.recipe import Recipe
 
     spec = Recipe.from_yaml(recipe, overrides or [])
-    out = out or Path("models") / spec.display_name
     if seeds is None:
-        run(spec, data=data, out=out, quiet=quiet)
+        run(spec, data=data, out=out or Path("models") / spec.display_name, quiet=quiet)
         return
     from strata.experiments import train_seeds
 
-    train_seeds(spec, seeds, data, out=out, quiet=quiet)
+    # beside the single-run bundle, not inside it: replacing that bundle would take them along
+    train_seeds(spec, seeds, data, out=out or Path("models") / f"{spec.display_name}-seeds", quiet=quiet)
 
 
 @app.command()

@@ -119,7 +119,9 @@ def test_macro_averages_follow_scikit_learn_when_a_resample_misses_a_class():
             expected = sklearn_classification(codes[rows], proba[rows]) if not missing[i] else None
             pred = proba[rows].argmax(1)
             balanced = skm.balanced_accuracy_score(codes[rows], pred)
-        assert got["precision"][i] == pytest.approx(skm.precision_score(codes[rows], pred, average="macro", zero_division=0))
+        assert got["precision"][i] == pytest.approx(
+            skm.precision_score(codes[rows], pred, average="macro", zero_division=0)
+        )
         assert got["recall"][i] == pytest.approx(skm.recall_score(codes[rows], pred, average="macro", zero_division=0))
         assert got["f1"][i] == pytest.approx(skm.f1_score(codes[rows], pred, average="macro", zero_division=0))
         assert got["balanced_accuracy"][i] == pytest.approx(balanced)

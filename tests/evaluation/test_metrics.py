@@ -176,11 +176,7 @@ def ece_by_hand(codes: np.ndarray, proba: np.ndarray, bins: int) -> float:
     total = 0.0
     for b in range(bins):
         low, high = b / bins, (b + 1) / bins
-        rows = [
-            i
-            for i in range(len(codes))
-            if low <= max(proba[i]) < high or (b == bins - 1 and max(proba[i]) == 1.0)
-        ]
+        rows = [i for i in range(len(codes)) if low <= max(proba[i]) < high or (b == bins - 1 and max(proba[i]) == 1.0)]
         right = sum(int(np.argmax(proba[i]) == codes[i]) for i in rows)
         total += abs(right - sum(max(proba[i]) for i in rows))
     return total / len(codes)

@@ -93,7 +93,9 @@ def test_learning_curve_of_very_short_and_long_runs(epochs):
 
 
 def test_learning_curve_of_a_regression_run_shows_r2():
-    rows = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "val_r2": 1 - 1 / e, "lr": 0.01} for e in range(1, 9)]
+    rows = [
+        {"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "val_r2": 1 - 1 / e, "lr": 0.01} for e in range(1, 9)
+    ]
     assert count(decode(plots.learning_curve(rows)), GREEN) > 100
 
 

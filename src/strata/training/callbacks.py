@@ -144,7 +144,7 @@ class TensorBoard(Callback):
         step = int(logs["epoch"])
         for name, value in logs.items():
             if name != "epoch":
-                group = "loss" if name.endswith("loss") else "lr" if name == "lr" else "metrics"
+                group = "loss" if name.endswith("loss") else name if name in ("lr", "seconds") else "metrics"
                 self.writer.add_scalar(f"{group}/{name}", value, step)
 
     def on_train_end(self, trainer: Trainer) -> None:

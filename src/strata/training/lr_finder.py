@@ -4,8 +4,8 @@ record the smoothed loss, and suggest the rate where the loss falls fastest.
 
 The smoothing is an exponential moving average with bias correction (as fastai's). The test stops
 early once the smoothed loss exceeds four times its best (it has diverged). The suggestion is the
-point of steepest descent of the smoothed loss against log(lr), looked for between the first tenth
-of the test and the loss minimum.
+point of steepest descent of the smoothed loss against log(lr), each slope measured across a window of
+a tenth of the test, looked for between the first tenth of the test and the loss minimum.
 """
 
 from __future__ import annotations
@@ -76,5 +76,10 @@ def suggest(lrs: list[float], losses: list[float]) -> float | None:
     skip = len(loss) // 10
     if lowest <= skip + 1:
         return None
-    slope = np.gradient(loss, np.log10(lrs))
-    return float(lrs[skip + int(np.argmin(slope[skip:lowest]))])
+    # The slope over a window of a twentieth of the test either side: a one-step slope is mostly the
+    # noise of single batches (largest in the first steps), and would often be steeper than the fall.
+    x, width = np.log10(lrs), max(len(loss) // 20, 1)
+    at = np.arange(skip, lowest)
+    before, after = np.maximum(at - width, 0), np.minimum(at + width, len(loss) - 1)
+    slope = (loss[after] - loss[before]) / (x[after] - x[before])
+    return float(lrs[skip + int(np.argmin(slope))])
