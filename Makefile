@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/strata predict models/penguins examples/penguins_new.csv --id penguin_id --out models/penguins_predictions.csv
 	@echo "--- predictions (models/penguins_predictions.csv) ---"
 	@cat models/penguins_predictions.csv
-	@echo "--- learning curve: models/penguins/learning_curve.png; model card: models/penguins/model_card.md ---"
+	@echo "--- report: models/penguins/report.html (plots, metrics with intervals, diagnosis); model card: models/penguins/model_card.md ---"
 	$(BIN)/strata runs list --limit 3
 	@echo "--- browse the runs: $(BIN)/mlflow ui --backend-store-uri sqlite:///strata-runs/mlflow.db ---"
 

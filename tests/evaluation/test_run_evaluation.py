@@ -279,3 +279,15 @@ def test_tensorboard_logs_every_epoch(mixed_frame, tmp_path):
     assert [e.step for e in logged] == [h["epoch"] for h in result.history]
     np.testing.assert_allclose([e.value for e in logged], [h["train_loss"] for h in result.history], rtol=1e-6)
     assert "metrics/val_accuracy" in events.Tags()["scalars"]
+
+
+def test_jitter_near_zero_loss_is_not_called_unstable():
+    from strata.evaluation.diagnosis import diagnose
+
+    # the penguins demo: dropout makes a near-zero training loss wobble (0.0098 -> 0.0208)
+    train = [0.91, 0.68, 0.33, 0.14, 0.08, 0.06, 0.037, 0.028, 0.033, 0.029, 0.021, 0.025, 0.021, 0.0098, 0.0099,
+             0.0208, 0.0124, 0.0067, 0.0123, 0.0092]  # fmt: skip
+    history = [{"epoch": i + 1, "train_loss": t} for i, t in enumerate(train)]
+    assert diagnose(history).verdict != "unstable"
+    spiked = [*train[:10], 0.9, *train[11:]]  # back to the start: that is a spike
+    assert diagnose([{"epoch": i + 1, "train_loss": t} for i, t in enumerate(spiked)]).verdict == "unstable"

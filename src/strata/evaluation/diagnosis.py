@@ -3,8 +3,8 @@ converged / unstable, with what to try next.
 
 The rules, in the order they are checked:
 
-    unstable       a loss is NaN or infinite, or the training loss jumps above 1.5x its best so far
-                   after the first epochs (spikes)
+    unstable       a loss is NaN or infinite, or after the first epochs the training loss jumps above
+                   1.5x its best so far, undoing more than a quarter of the progress from epoch 1 (spikes)
     underfitting   the training loss ends above 80% of a constant predictor's loss (class shares for
                    classification, the mean or median for regression): the network learned little
     overfitting    the validation loss ends more than 10% above its best, and the training loss kept
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-SPIKE, UNDERFIT, OVERFIT_RISE, STILL_FALLING = 1.5, 0.8, 0.10, 0.01
+SPIKE, UNDONE, UNDERFIT, OVERFIT_RISE, STILL_FALLING = 1.5, 0.25, 0.8, 0.10, 0.01
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,10 @@ def _unstable(train: np.ndarray, val: np.ndarray | None, baseline: float | None)
     if bad:
         return Diagnosis("unstable", f"the loss became NaN or infinite in epoch {min(bad)}", tips)
     best_so_far = np.minimum.accumulate(train)
-    spikes = np.flatnonzero(train[2:] > SPIKE * best_so_far[1:-1]) + 3  # from epoch 3: the first epochs move a lot
+    # from epoch 3 (the first epochs move a lot), a jump above SPIKE x the best so far that also undoes
+    # more than a quarter of the progress made: jitter near zero loss (0.01 -> 0.02) is not a spike
+    best, now = best_so_far[1:-1], train[2:]
+    spikes = np.flatnonzero((now > SPIKE * best) & (now - best > UNDONE * (train[0] - best))) + 3
     if len(spikes):
         return Diagnosis("unstable", f"the training loss spiked above {SPIKE}x its best in epoch {spikes[0]}"
                          + (f" and {len(spikes) - 1} more" if len(spikes) > 1 else ""), tips)  # fmt: skip

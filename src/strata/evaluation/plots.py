@@ -175,7 +175,10 @@ def regression_fit(y: Any, pred: Any, name: str, split: str) -> bytes:
     spread.scatter(pred, residual, s=12, alpha=0.6)
     spread.axhline(0, color="tab:red", linestyle="--")
     spread.set(xlabel=f"predicted {name}", ylabel="residual (actual - predicted)", title="Residuals vs predicted")
+    from matplotlib.ticker import MaxNLocator
+
     hist.hist(residual, bins=min(40, max(10, len(residual) // 10)), color="tab:gray", edgecolor="black")
+    hist.yaxis.set_major_locator(MaxNLocator(integer=True))  # rows are counted, not measured
     hist.axvline(0, color="tab:red", linestyle="--")
     hist.set(
         xlabel="residual", ylabel="rows", title=f"Residuals (mean {np.mean(residual):.3g}, sd {np.std(residual):.3g})"
