@@ -130,12 +130,24 @@ class TrainedModel:
             result["prediction" if len(names) == 1 else f"prediction_{names[i]}"] = value
         return result
 
-    def evaluate(self, data: Any) -> dict[str, Any]:
-        """Metrics on labelled data (it must contain the target columns)."""
+    def evaluate(self, data: Any, *, bootstrap: int | None = None, confidence: float | None = None) -> dict[str, Any]:
+        """Metrics on labelled data (it must contain the target columns), with bootstrap intervals
+        (`ci`) from `bootstrap` resamples: by default the recipe's `evaluate.bootstrap`; 0 for none."""
+        from strata.evaluation.bootstrap import attach
         from strata.evaluation.metrics import score
 
         frame = as_frame(data)
-        return score(self.task, self.pipeline.target, self.pipeline.encode_target(frame), self._predictions(frame))
+        y, predictions = self.pipeline.encode_target(frame), self._predictions(frame)
+        metrics = score(self.task, self.pipeline.target, y, predictions)
+        cfg = self.recipe.evaluate
+        n = cfg.bootstrap if bootstrap is None else bootstrap
+        if n < 0:
+            raise DataError(f"bootstrap: expected a number of resamples >= 0, got {n}")
+        level = cfg.confidence if confidence is None else confidence
+        if not 0.5 < level < 1:
+            raise DataError(f"confidence: expected a level between 0.5 and 1, got {level}")
+        attach(metrics, self.pipeline.target, y, predictions, n, self.recipe.seeds.data, level)
+        return metrics
 
     # ---- files
     def save(self, path: str | Path) -> Path:

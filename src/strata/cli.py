@@ -96,15 +96,19 @@ def evaluate(
         Path, typer.Argument(help="Labelled CSV or Parquet file (with the target column).", metavar="DATA")
     ],
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+    bootstrap: Annotated[
+        int | None,
+        typer.Option(help="Resamples for the intervals; 0 for none.", show_default="the recipe's evaluate.bootstrap"),
+    ] = None,
 ) -> None:
-    """Score a saved model on labelled data."""
+    """Score a saved model on labelled data, with bootstrap intervals."""
     import json
 
     from strata._console import Reporter
     from strata.api import load
 
     model = load(bundle)
-    metrics = model.evaluate(data)
+    metrics = model.evaluate(data, bootstrap=bootstrap)
     if as_json:
         print(json.dumps(metrics, indent=1))
     else:

@@ -183,30 +183,15 @@ def held_out_metrics(fitted: Fitted, prep: Prepared) -> dict[str, dict[str, Any]
 
 
 def add_intervals(recipe: Recipe, prep: Prepared, fitted: Fitted, metrics: dict[str, dict[str, Any]]) -> None:
-    """Bootstrap intervals for the headline metrics of the test part (else validation), in place:
-    `ci` {metric: [low, high]}, `ci_level` and `bootstrap` (the number of resamples)."""
-    from strata.evaluation.bootstrap import intervals
-    from strata.features import target
+    """Bootstrap intervals for the headline metrics of the test part (else validation), in place."""
+    from strata.evaluation.bootstrap import attach
 
-    cfg = recipe.evaluate
     part = "test" if "test" in metrics else "val" if "val" in metrics else None
-    if not cfg.bootstrap or part is None or "error" in metrics[part]:
+    if part is None:
         return
     y, predicted = prep.sets[part].target.numpy(), predictions(fitted, prep.sets[part])
-    seed = recipe.seeds.data
-    if prep.task != "regression":
-        found = {"": intervals(prep.task, y, predicted, cfg.bootstrap, seed, cfg.confidence)}
-        homes = {"": metrics[part]}
-    else:
-        state = prep.pipeline.target
-        y, predicted = target.decode(y, state), target.decode(predicted, state)
-        names = state["columns"]
-        found = {n: intervals("regression", y[:, i], predicted[:, i], cfg.bootstrap, seed, cfg.confidence)
-                 for i, n in enumerate(names)}  # fmt: skip
-        homes = {n: metrics[part]["per_target"][n] for n in names} if len(names) > 1 else {names[0]: metrics[part]}
-    for key, home in homes.items():
-        if found[key]:
-            home.update(ci=found[key], ci_level=cfg.confidence, bootstrap=cfg.bootstrap)
+    cfg = recipe.evaluate
+    attach(metrics[part], prep.pipeline.target, y, predicted, cfg.bootstrap, recipe.seeds.data, cfg.confidence)
 
 
 def diagnosis(recipe: Recipe, prep: Prepared, fitted: Fitted) -> Diagnosis:

@@ -291,3 +291,30 @@ def test_jitter_near_zero_loss_is_not_called_unstable():
     assert diagnose(history).verdict != "unstable"
     spiked = [*train[:10], 0.9, *train[11:]]  # back to the start: that is a spike
     assert diagnose([{"epoch": i + 1, "train_loss": t} for i, t in enumerate(spiked)]).verdict == "unstable"
+
+
+def test_evaluate_on_new_data_gives_intervals_too(classifier, mixed_frame, capsys, tmp_path):
+    result, out = classifier
+    model = strata.load(out)
+    metrics = model.evaluate(mixed_frame)
+    assert metrics["bootstrap"] == 300  # the recipe's setting
+    low, high = metrics["ci"]["accuracy"]
+    assert low <= metrics["accuracy"] <= high
+    assert metrics == result.model.evaluate(mixed_frame)  # seeded: the same intervals in any process
+    assert "ci" not in model.evaluate(mixed_frame, bootstrap=0)
+    assert model.evaluate(mixed_frame, bootstrap=50)["bootstrap"] == 50
+    with pytest.raises(strata.DataError, match=r"confidence: expected a level between 0\.5 and 1, got 2"):
+        model.evaluate(mixed_frame, confidence=2)
+    mixed_frame.to_csv(tmp_path / "new.csv", index=False)
+    code, stdout, _ = run_cli(capsys, "evaluate", str(out), str(tmp_path / "new.csv"), "--bootstrap", "100")
+    assert code == 0 and "bootstrap interval, 100 resamples" in stdout
+
+
+def test_the_model_card_shows_the_intervals(classifier):
+    result, out = classifier
+    card = (out / "model_card.md").read_text()
+    test = result.metrics["test"]
+    low, high = test["ci"]["accuracy"]
+    assert f"{test['accuracy']:.4g} [{low:.4g}, {high:.4g}]" in card
+    assert "95% percentile bootstrap interval over 300 resamples" in card
+    assert f"| diagnosis | {result.model.meta['diagnosis']['verdict']}: " in card

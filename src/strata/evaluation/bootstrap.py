@@ -127,3 +127,28 @@ def intervals(
             low, high = np.nanpercentile(v, [tail, 100 - tail])
             out[name] = [float(low), float(high)]
     return out
+
+
+def attach(
+    metrics: dict[str, Any], target_state: dict[str, Any], y: np.ndarray, predictions: np.ndarray,
+    n: int, seed: int, confidence: float,
+) -> None:  # fmt: skip
+    """Put intervals into a metrics dict made by `metrics.score`, in place: `ci` {metric: [low, high]},
+    `ci_level` and `bootstrap` (the number of resamples); for several regression targets, into each
+    target's entry of `per_target`. `y` is the encoded target, `predictions` the model's (scaled)."""
+    from strata.features import target
+
+    if not n or "error" in metrics or len(y) < 2:
+        return
+    if target_state["task"] != "regression":
+        found = {"": intervals(target_state["task"], y, predictions, n, seed, confidence)}
+        homes = {"": metrics}
+    else:
+        y, predictions = target.decode(y, target_state), target.decode(predictions, target_state)
+        names = target_state["columns"]
+        found = {name: intervals("regression", y[:, i], predictions[:, i], n, seed, confidence)
+                 for i, name in enumerate(names)}  # fmt: skip
+        homes = {name: metrics["per_target"][name] for name in names} if len(names) > 1 else {names[0]: metrics}
+    for key, home in homes.items():
+        if found[key]:
+            home.update(ci=found[key], ci_level=confidence, bootstrap=n)
