@@ -215,7 +215,7 @@ def test_intervals_are_the_percentiles_of_distinct_resamples_in_every_block(monk
     codes, proba = classification_case(100, 2, seed=6)
     drawn = []
 
-    def recorded(n_rows: int, n: int, seed: int) -> np.ndarray:
+    def recorded(n_rows: int, n: int, seed: list[int]) -> np.ndarray:
         drawn.append(resample_weights(n_rows, n, seed))
         return drawn[-1]
 
@@ -249,3 +249,58 @@ def test_metrics_undefined_on_most_resamples_are_left_out():
     found = intervals("binary", codes, proba, n=200)
     assert all(np.isfinite(v).all() for v in found.values())
     assert found["roc_auc"] == [1.0, 1.0]
+
+
+def test_a_metric_undefined_on_every_resample_is_left_out():
+    codes = np.ones(30, dtype=np.int64)  # one class only: no ROC-AUC on any resample
+    proba = np.random.default_rng(0).dirichlet(np.ones(2), 30)
+    found = intervals("binary", codes, proba, n=100)
+    assert "roc_auc" not in found
+    assert {"accuracy", "log_loss", "brier"} <= found.keys()
+    assert all(np.isfinite(v).all() for v in found.values())
+
+
+def test_macro_averages_skip_a_class_neither_labelled_nor_predicted_in_a_resample():
+    # Class 2 is the label of one row and never predicted: resamples without that row lack it.
+    rng = np.random.default_rng(3)
+    codes = np.r_[rng.integers(0, 2, 30), [2]]
+    proba = np.c_[rng.dirichlet(np.ones(2), 31) * 0.9, np.full(31, 0.1)]
+    weights = resample_weights(31, 40, seed=1)
+    assert (weights[:, -1] == 0).any() and (proba.argmax(1) != 2).all()
+    got = classification_resamples(codes, proba, weights)
+    for i, rows in enumerate(expanded(weights)):
+        expected = sklearn_classification(codes[rows], proba[rows]) if weights[i, -1] else None
+        pred = proba[rows].argmax(1)
+        for name, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
+            assert got[name][i] == pytest.approx(fn(codes[rows], pred, average="macro", zero_division=0)), name
+        assert got["balanced_accuracy"][i] == pytest.approx(skm.balanced_accuracy_score(codes[rows], pred))
+        if expected is not None:
+            assert got["log_loss"][i] == pytest.approx(expected["log_loss"])
+
+
+def test_confident_mistakes_cost_what_they_cost_in_scikit_learn():
+    # Probabilities of 1e-9 for the true class: a loose clip of the log loss would hide them.
+    codes = np.array([0, 1, 0, 1, 1, 0, 0, 1])
+    proba = np.where(np.arange(8)[:, None] % 3 == 0, [[1e-9, 1 - 1e-9]], [[0.6, 0.4]])
+    proba[codes == 1] = proba[codes == 1][:, ::-1]
+    weights = resample_weights(8, 30, seed=0)
+    got = classification_resamples(codes, proba, weights)
+    for i, rows in enumerate(expanded(weights)):
+        assert got["log_loss"][i] == pytest.approx(skm.log_loss(codes[rows], proba[rows], labels=[0, 1]), rel=1e-9)
+    assert got["log_loss"].max() > 5  # the confident mistakes are in there
+
+
+def test_runs_with_seeds_a_block_apart_share_no_resamples(monkeypatch):
+    codes, proba = classification_case(60, 2, seed=1)
+    drawn: dict[int, list[bytes]] = {}
+
+    for seed in (0, bootstrap.CHUNK):
+
+        def recorded(n_rows: int, n: int, entropy: list[int], seed: int = seed) -> np.ndarray:
+            weights = resample_weights(n_rows, n, entropy)
+            drawn.setdefault(seed, []).extend(w.tobytes() for w in weights)
+            return weights
+
+        monkeypatch.setattr(bootstrap, "resample_weights", recorded)
+        intervals("binary", codes, proba, n=3 * bootstrap.CHUNK, seed=seed)
+    assert not set(drawn[0]) & set(drawn[bootstrap.CHUNK])

@@ -61,7 +61,7 @@ def test_unstable_reports_the_first_epoch_that_is_not_finite():
 
 def test_unstable_when_the_training_loss_spikes():
     train = settled()
-    train[17] = 2.0 * min(train[:17])  # epoch 18, twice the best so far
+    train[17] = 3.0 * min(train[:17])  # epoch 18: three times the best so far, undoing half the progress
     found = diagnose(run(train), baseline=0.69)
     assert found.verdict == "unstable"
     assert "spiked" in found.detail and "epoch 18" in found.detail and "more" not in found.detail
@@ -80,6 +80,16 @@ def test_a_rise_below_the_spike_threshold_is_not_unstable():
     train = settled()
     train[17] = 1.4 * min(train[:17])
     assert diagnose(run(train)).verdict != "unstable"
+
+
+def test_jitter_near_zero_loss_is_not_a_spike():
+    # 1.0 -> 0.01, then 0.02: twice the best, but a hundredth of the progress undone
+    train = [0.01 + 0.99 * math.exp(-e) for e in range(30)]
+    train[20] = 2 * min(train[:20])
+    assert diagnose(run(train)).verdict == "well fit"
+    train[20] = min(train[:20]) + 0.3 * (train[0] - min(train[:20]))  # undoes 30% of the progress
+    found = diagnose(run(train))
+    assert found.verdict == "unstable" and "epoch 21" in found.detail
 
 
 def test_the_first_two_epochs_may_jump():
@@ -156,10 +166,16 @@ def test_when_early_stopping_kept_the_best_weights_it_does_not_suggest_stopping_
     assert kept.suggestions == [s for s in plain.suggestions if not s.startswith("stop earlier")]
 
 
-def test_kept_epoch_leaves_other_verdicts_alone():
-    train = settled()
+@pytest.mark.parametrize("verdict", ["well fit", "unstable", "underfitting", "not converged"])
+def test_kept_epoch_leaves_other_verdicts_alone(verdict):
+    train = settled() if verdict != "not converged" else [1.0 - 0.02 * e for e in range(30)]
+    if verdict == "unstable":
+        train[20] = math.nan
+    baseline = 0.22 if verdict == "underfitting" else 2.0
     history = run(train, [t + 0.05 for t in train])
-    assert diagnose(history, 0.69, kept_epoch=25) == diagnose(history, 0.69)
+    plain = diagnose(history, baseline)
+    assert plain.verdict == verdict
+    assert diagnose(history, baseline, kept_epoch=25) == plain
 
 
 def test_not_converged_when_the_loss_still_falls():

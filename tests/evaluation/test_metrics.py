@@ -200,6 +200,11 @@ def test_ece_at_its_extremes():
     assert expected_calibration_error(codes, proba) == pytest.approx(0.0)
     # 0.75 confident, right half the time: off by a quarter
     assert expected_calibration_error(np.array([1, 0, 1, 1]), proba) == pytest.approx(0.25)
+    # certain and wrong twice, 0.95 confident and right twice: one bin, the last, holds all four
+    proba = np.array([[1.0, 0.0], [0.0, 1.0], [0.95, 0.05], [0.05, 0.95]])
+    codes = np.array([1, 0, 0, 1])
+    assert expected_calibration_error(codes, proba) == pytest.approx(abs(0.5 - np.mean([1, 1, 0.95, 0.95])))
+    assert expected_calibration_error(codes, proba) == pytest.approx(ece_by_hand(codes, proba, 15))
 
 
 def test_mape_and_median_ae_equal_scikit_learn_leaving_out_zero_targets():

@@ -17,8 +17,9 @@ import numpy as np
 CHUNK = 200  # resamples per block: bounds memory at CHUNK x rows floats
 
 
-def resample_weights(n_rows: int, n: int, seed: int) -> np.ndarray:
-    """(n, n_rows) counts: how often each resample draws each row."""
+def resample_weights(n_rows: int, n: int, seed: int | list[int]) -> np.ndarray:
+    """(n, n_rows) counts: how often each resample draws each row. `seed` may be a list (a seed
+    sequence's entropy), so block b of a run seeded s draws from [s, b]: no two runs share blocks."""
     rng = np.random.default_rng(seed)
     return rng.multinomial(n_rows, np.full(n_rows, 1 / n_rows), size=n).astype(np.float64)
 
@@ -112,7 +113,7 @@ def intervals(
         return {}
     values: dict[str, list[np.ndarray]] = {}
     for start in range(0, n, CHUNK):
-        weights = resample_weights(len(y), min(CHUNK, n - start), seed + start)
+        weights = resample_weights(len(y), min(CHUNK, n - start), [seed, start])
         block = (
             classification_resamples(y, predictions, weights) if task != "regression"
             else regression_resamples(y, predictions, weights)
