@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from strata.bundle import TrainedModel
 
-CLASSIFICATION = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
-REGRESSION = ("mae", "rmse", "r2")
+CLASSIFICATION = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "pr_auc", "log_loss",
+                  "brier", "ece")  # fmt: skip
+REGRESSION = ("mae", "rmse", "r2", "mape", "median_ae")
 
 
 def render(model: TrainedModel, version: dict[str, Any] | None = None, spread: dict[str, Any] | None = None) -> str:
@@ -42,8 +43,13 @@ def _cell(value: Any) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return _number(value)
     return str(value).replace("|", "\\|")
+
+
+def _number(value: float) -> str:
+    """Four decimals for scores and shares (1.0000, not 1); four significant digits otherwise."""
+    return f"{value:.4f}" if abs(value) < 10 else f"{value:.4g}"
 
 
 def _details(model: TrainedModel, version: dict[str, Any] | None) -> str:
@@ -144,7 +150,7 @@ def _with_interval(values: dict[str, Any], name: str) -> Any:
     value, interval = values.get(name), values.get("ci", {}).get(name)
     if value is None or not interval:
         return value
-    return f"{value:.4g} [{interval[0]:.4g}, {interval[1]:.4g}]"
+    return f"{_number(value)} [{_number(interval[0])}, {_number(interval[1])}]"
 
 
 def _verdict(found: dict[str, Any] | None) -> str | None:

@@ -259,7 +259,8 @@ def lr_find(
     spec = Recipe.from_yaml(recipe, overrides or [])
     found = range_test(spec, start=start, end=end, steps=steps)
     _write_bytes(out, lr_range(found.lrs, found.losses, found.suggestion))
-    typer.echo(f"range test: {len(found.lrs)} batches from lr {start:g} to {found.lrs[-1]:g}; plot in {out}")
+    ended = " (stopped early: the loss diverged)" if len(found.lrs) < steps else ""
+    typer.echo(f"range test: {len(found.lrs)} batches from lr {start:g} to {found.lrs[-1]:g}{ended}; plot in {out}")
     if found.suggestion is None:
         typer.echo("no suggestion: the loss did not fall clearly; widen --start/--end or raise --steps")
         if apply:
@@ -276,14 +277,9 @@ def lr_find(
 
 
 def _write_bytes(out: Path, content: bytes) -> None:
-    from strata.errors import StrataError
+    from strata.evaluation.report import write_atomically
 
-    if out.is_dir():
-        raise StrataError(f"--out '{out}' is a folder; give a file name")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_bytes(content)
-    os.replace(partial, out)
+    write_atomically(out, content)
 
 
 runs_app = typer.Typer(help="Look at tracked runs.", no_args_is_help=True, rich_markup_mode=None)

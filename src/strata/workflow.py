@@ -154,11 +154,24 @@ def fit(recipe: Recipe, prep: Prepared, quiet: bool, extra: list[Callback]) -> F
         callbacks=[*_callbacks(recipe, prep, quiet), *extra],
     )
     trainer.fit(prep.sets["train"], prep.sets["val"] if len(prep.sets["val"]) else None)
-    if not all(p.isfinite().all() for p in network.parameters()):
+    if not all(p.isfinite().all() for p in network.parameters()) or _diverged(recipe, trainer):
         raise TrainingError(
             f"training diverged, nothing was saved: {trainer.stop_reason or 'the weights are not finite'}"
         )
     return Fitted(trainer, head, loss_name)
+
+
+def _diverged(recipe: Recipe, trainer: Trainer) -> bool:
+    """The loss became NaN or infinite and the weights are those of that epoch (not a restored,
+    earlier one): finite weights can still be useless, with outputs of 1e30."""
+    import math
+
+    history = trainer.history
+    if not history or math.isfinite(history[-1]["train_loss"]):
+        return False
+    stop, best = recipe.train.early_stopping, trainer.best_epoch
+    restored = stop is not None and stop.restore_best and best and math.isfinite(history[best - 1]["train_loss"])
+    return not restored
 
 
 # ------------------------------------------------------------------------------------- measure
@@ -217,15 +230,19 @@ def plots(recipe: Recipe, prep: Prepared, fitted: Fitted) -> dict[str, Callable[
 
     title, history = f"{recipe.display_name}: learning curve", fitted.trainer.history
     out: dict[str, Callable[[], bytes]] = {
-        "learning_curve.png": partial(draw.learning_curve, history, fitted.trainer.best_epoch, title)
+        "learning_curve.png": partial(
+            draw.learning_curve, history, fitted.trainer.best_epoch or lowest_val_epoch(history), title
+        )
     }
     state, targets = prep.pipeline.target, recipe.data.targets
     parts = {p: prep.sets[p].target.numpy() for p in ("train", "val", "test") if len(prep.sets[p])}
     if prep.task != "regression":
         out["target_balance.png"] = partial(draw.target_balance, parts, prep.classes, targets[0])
-    elif len(targets) == 1:
-        out["target_balance.png"] = partial(draw.target_balance, {p: target.decode(v, state)[:, 0]
-                                            for p, v in parts.items()}, None, targets[0])  # fmt: skip
+    else:
+        for i, column in enumerate(targets):
+            file = "target_balance.png" if len(targets) == 1 else f"target_balance_{_file_part(column)}.png"
+            values = {p: target.decode(v, state)[:, i] for p, v in parts.items()}
+            out[file] = partial(draw.target_balance, values, None, column)
     part = "test" if len(prep.sets["test"]) else "val" if len(prep.sets["val"]) else None
     if part is not None:
         y, predicted = prep.sets[part].target.numpy(), predictions(fitted, prep.sets[part])
@@ -296,6 +313,12 @@ def slice_metrics(recipe: Recipe, prep: Prepared, fitted: Fitted, frame: pd.Data
 
 
 # ------------------------------------------------------------------------------------ describe
+def lowest_val_epoch(history: list[dict[str, float]]) -> int | None:
+    """The epoch of the lowest finite validation loss: the best epoch when early stopping did not pick one."""
+    losses = [(h["val_loss"], h["epoch"]) for h in history if "val_loss" in h and np.isfinite(h["val_loss"])]
+    return int(min(losses)[1]) if losses else None
+
+
 def data_summary(source: str, prep: Prepared) -> dict[str, Any]:
     """Where the data came from and the target's balance (classes) or spread (values) in training."""
     from strata.features import target
@@ -323,7 +346,8 @@ def describe(recipe: Recipe, prep: Prepared, fitted: Fitted, source: str) -> dic
     trainer = fitted.trainer
     return {
         "name": recipe.display_name, "task": prep.task, "loss": fitted.loss, "head": asdict(fitted.head),
-        "history": trainer.history, "epochs_run": len(trainer.history), "best_epoch": trainer.best_epoch,
+        "history": trainer.history, "epochs_run": len(trainer.history),
+        "best_epoch": trainer.best_epoch or lowest_val_epoch(trainer.history),
         "stopped": trainer.stop_reason, "n_parameters": count_parameters(trainer.model),
         "seeds": recipe.seeds._asdict(), "rows": {k: len(v) for k, v in prep.sets.items()},
         "data": data_summary(source, prep),

@@ -315,6 +315,96 @@ def test_the_model_card_shows_the_intervals(classifier):
     card = (out / "model_card.md").read_text()
     test = result.metrics["test"]
     low, high = test["ci"]["accuracy"]
-    assert f"{test['accuracy']:.4g} [{low:.4g}, {high:.4g}]" in card
+    assert f"{test['accuracy']:.4f} [{low:.4f}, {high:.4f}]" in card
     assert "95% percentile bootstrap interval over 300 resamples" in card
     assert f"| diagnosis | {result.model.meta['diagnosis']['verdict']}: " in card
+
+
+def test_a_loss_blown_up_by_the_learning_rate_is_unstable_not_underfit():
+    from strata.evaluation.diagnosis import diagnose
+
+    # Adam at lr 1e6 on breast_cancer: epoch 1 at 1e20, then a "settled" loss far above the floor
+    train = [8.9e20, 3.1e6, 5e4, 3.0e4, 3.0e4, 3.0e4]
+    found = diagnose([{"epoch": i + 1, "train_loss": t} for i, t in enumerate(train)], baseline=0.661)
+    assert found.verdict == "unstable" and "constant prediction" in found.detail
+    assert not any("higher learning rate" in tip for tip in found.suggestions)
+
+
+def test_underfitting_above_the_floor_is_not_called_close_to_it():
+    from strata.evaluation.diagnosis import diagnose
+
+    found = diagnose([{"epoch": e, "train_loss": 0.73} for e in range(1, 6)], baseline=0.28)
+    assert found.verdict == "underfitting" and "above the 0.28" in found.detail
+
+
+def test_a_validation_rise_in_the_last_epoch_alone_is_not_overfitting():
+    from strata.evaluation.diagnosis import diagnose
+
+    train = [1.0, 0.6, 0.4, 0.3, 0.25, 0.2]
+    val = [1.0, 0.7, 0.5, 0.45, 0.4, 0.6]  # lowest at epoch 5, one noisy epoch after
+    history = [
+        {"epoch": i + 1, "train_loss": t, "val_loss": v} for i, (t, v) in enumerate(zip(train, val, strict=True))
+    ]
+    assert diagnose(history, baseline=1.1).verdict != "overfitting"
+
+
+# ------------------------------------------------------------------------- found by a user trial
+def test_mape_leaves_out_zero_targets_after_scaling(regression_frame):
+    frame = regression_frame.copy()
+    frame.loc[frame.index[::7], "label"] = 0.0  # exact zeros; the default target scaling turns them into ~1e-7
+    recipe = tiny_recipe(evaluate={"bootstrap": 100, "plots": False, "report": False}, train={"epochs": 10})
+    result = strata.train(recipe, data=frame, quiet=True)
+    values = result.model.predict(frame)
+    nonzero = frame["label"].to_numpy() != 0
+    assert result.model.evaluate(frame, bootstrap=0)["mape"] == pytest.approx(
+        np.mean(np.abs((frame["label"].to_numpy() - values)[nonzero] / frame["label"].to_numpy()[nonzero])), rel=1e-5
+    )
+    assert result.metrics["test"]["mape"] < 10  # not millions
+    assert result.metrics["test"]["ci"]["mape"][1] < 10
+
+
+def test_a_regression_that_diverges_to_huge_finite_outputs_is_an_error(regression_frame):
+    recipe = tiny_recipe(train={"epochs": 5, "optimizer": {"name": "sgd", "lr": 50.0}}, evaluate={"bootstrap": 10})
+    with pytest.raises(strata.TrainingError, match="training diverged, nothing was saved: training loss became"):
+        strata.train(recipe, data=regression_frame, quiet=True)
+
+
+def test_labels_in_a_script_the_font_lacks_draw_without_warnings(mixed_frame, tmp_path):
+    import warnings
+
+    frame = mixed_frame.assign(label=mixed_frame["label"].map({"high": "日本 語", "low": "bas", "mid": "中"}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        strata.train(tiny_recipe(evaluate={"bootstrap": 0}), data=frame, out=tmp_path / "m", quiet=True)
+    assert not [w for w in caught if "Glyph" in str(w.message)]
+    assert (tmp_path / "m" / "confusion_matrix.png").exists()
+
+
+def test_the_best_epoch_is_the_lowest_validation_loss_without_early_stopping(mixed_frame):
+    result = strata.train(tiny_recipe(evaluate={"bootstrap": 0}, train={"epochs": 12}), data=mixed_frame, quiet=True)
+    val = [h["val_loss"] for h in result.history]
+    assert result.model.meta["best_epoch"] == int(np.argmin(val)) + 1
+
+
+def test_several_regression_targets_get_a_distribution_plot_each(regression_frame, tmp_path):
+    frame = regression_frame.assign(other=regression_frame["a"] * 2)
+    recipe = tiny_recipe(data={"target": ["label", "other"]}, evaluate={"bootstrap": 0, "report": False})
+    strata.train(recipe, data=frame, out=tmp_path / "m", quiet=True)
+    assert {"target_balance_label.png", "target_balance_other.png"} <= {p.name for p in (tmp_path / "m").iterdir()}
+
+
+def test_no_interval_is_stored_for_a_metric_without_a_value(mixed_frame):
+    from strata.evaluation.bootstrap import attach
+
+    metrics = {"accuracy": 0.5, "roc_auc": None}
+    codes = np.array([0, 1, 0, 1, 0, 1])
+    proba = np.array([[0.6, 0.4, 0.0], [0.3, 0.7, 0.0]] * 3)
+    attach(metrics, {"task": "multiclass", "classes": ["a", "b", "c"]}, codes, proba, 50, 0, 0.95)
+    assert "accuracy" in metrics["ci"] and "roc_auc" not in metrics["ci"]
+
+
+def test_outputs_that_cannot_be_written_are_one_line(classifier, capsys, tmp_path):
+    _, out = classifier
+    (tmp_path / "afile").write_text("x")
+    code, _, err = run_cli(capsys, "report", str(out), "--out", str(tmp_path / "afile" / "r.html"))
+    assert code == 1 and err.count("\n") == 1 and "cannot write" in err and "afile" in err

@@ -28,7 +28,7 @@ def test_card_says_what_the_model_is_and_how_well_it_does(trained):
     card = (out / "model_card.md").read_text()
     metrics = result.metrics["test"]
     for text in ("# Model card:", "## Model details", "Sorting tickets by urgency.", "Synthetic data only.", "data-team",
-                 f"| accuracy | {result.metrics['val']['accuracy']:.4g} | {metrics['accuracy']:.4g} |",
+                 f"| accuracy | {result.metrics['val']['accuracy']:.4f} | {metrics['accuracy']:.4f} |",
                  "| colour | categorical |", "| flag | binary |", "Target classes in the training split",
                  "By `colour` (test split)", "By `x1` (test split)", "## Training procedure", "epochs run | 5 of 5",
                  f"`{result.model.meta['fingerprint']['data']}`", f"run | {result.run_id}"):  # fmt: skip
@@ -65,6 +65,30 @@ def test_runs_list_show_compare(trained, store_uri, capsys):
     params = out.split("Params that differ")[1].split("Metrics")[0]
     assert "model.hidden" in params and "seed" in params and "train.epochs" not in params
     assert "★" in out
+
+
+@pytest.mark.parametrize(
+    ("key", "lower"),
+    [("test_brier", True), ("test_ece", True), ("test_log_loss", True), ("test_accuracy", False),
+     ("test_median_ae_mean", True), ("test_rmse_ci_high", True), ("test_r2_mean", False), ("test_brier_std", None),
+     ("lr", None)],
+)  # fmt: skip
+def test_which_way_is_better(key, lower):
+    from strata.track.views import _lower_is_better
+
+    assert _lower_is_better(key) is lower
+
+
+def test_runs_compare_stars_the_lower_brier_and_ece(trained, store_uri, client, capsys):
+    first, second, _ = trained
+    code, out, _ = cli(capsys, "runs", "compare", first.run_id[:8], second.run_id[:8], "--tracking-uri", store_uri)
+    assert code == 0
+    rows = {cells[0]: cells[1:] for line in out.splitlines() if (cells := [c.strip() for c in line.split("│")][1:-1])}
+    for key in ("test_brier", "test_ece", "test_accuracy"):
+        values = [client.get_run(r.run_id).data.metrics[key] for r in (first, second)]
+        assert values[0] != values[1], key
+        best = values.index(min(values) if key != "test_accuracy" else max(values))
+        assert ["★" in cell for cell in rows[key]] == [i == best for i in range(2)], (key, rows[key])
 
 
 def test_runs_errors_are_one_line(trained, store_uri, capsys):

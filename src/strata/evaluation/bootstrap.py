@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from strata.evaluation.metrics import nonzero_targets
+
 CHUNK = 200  # resamples per block: bounds memory at CHUNK x rows floats
 
 
@@ -92,7 +94,7 @@ def regression_resamples(y: np.ndarray, pred: np.ndarray, weights: np.ndarray) -
     err = pred - y
     mean = weights @ y / rows
     total = weights @ (y**2) - rows * mean**2
-    nonzero = np.abs(y) > 1e-12
+    nonzero = nonzero_targets(y)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {
             "mae": weights @ np.abs(err) / rows,
@@ -151,5 +153,6 @@ def attach(
                  for i, name in enumerate(names)}  # fmt: skip
         homes = {name: metrics["per_target"][name] for name in names} if len(names) > 1 else {names[0]: metrics}
     for key, home in homes.items():
-        if found[key]:
-            home.update(ci=found[key], ci_level=confidence, bootstrap=n)
+        kept = {name: interval for name, interval in found[key].items() if home.get(name) is not None}
+        if kept:  # an interval only beside a value (no ROC-AUC when a class has no rows, say)
+            home.update(ci=kept, ci_level=confidence, bootstrap=n)

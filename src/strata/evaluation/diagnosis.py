@@ -3,12 +3,14 @@ converged / unstable, with what to try next.
 
 The rules, in the order they are checked:
 
-    unstable       a loss is NaN or infinite, or after the first epochs the training loss jumps above
+    unstable       a loss is NaN or infinite; or the training loss exceeds 10x a constant predictor's
+                   (the learning rate blew it up); or after the first epochs the training loss jumps above
                    1.5x its best so far, undoing more than a quarter of the progress from epoch 1 (spikes)
     underfitting   the training loss ends above 80% of a constant predictor's loss (class shares for
                    classification, the mean or median for regression): the network learned little
-    overfitting    the validation loss ends more than 10% above its best, and the training loss kept
-                   falling after that best epoch; reported from the epoch after the best
+    overfitting    the validation loss ends more than 10% above its best, at least two epochs after it,
+                   and the training loss kept falling after that best epoch; reported from the epoch
+                   after the best
     not converged  the training loss still fell by more than 1% per epoch over the last fifth of the
                    epochs, and the validation loss (if any) with it: more epochs would help
     well fit       none of the above
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-SPIKE, UNDONE, UNDERFIT, OVERFIT_RISE, STILL_FALLING = 1.5, 0.25, 0.8, 0.10, 0.01
+SPIKE, UNDONE, EXPLODED, UNDERFIT, OVERFIT_RISE, STILL_FALLING = 1.5, 0.25, 10.0, 0.8, 0.10, 0.01
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,10 @@ def _unstable(train: np.ndarray, val: np.ndarray | None, baseline: float | None)
     bad = [int(np.flatnonzero(~np.isfinite(c))[0]) + 1 for c in curves if not np.isfinite(c).all()]
     if bad:
         return Diagnosis("unstable", f"the loss became NaN or infinite in epoch {min(bad)}", tips)
+    if baseline and train.max() > EXPLODED * baseline:  # a rate so high that epoch 1 already blew up
+        worst = int(np.argmax(train)) + 1
+        return Diagnosis("unstable", f"the training loss reached {train.max():.4g} in epoch {worst}, more than "
+                         f"{EXPLODED:g}x the {baseline:.4g} of a constant prediction", tips)  # fmt: skip
     best_so_far = np.minimum.accumulate(train)
     # from epoch 3 (the first epochs move a lot), a jump above SPIKE x the best so far that also undoes
     # more than a quarter of the progress made: jitter near zero loss (0.01 -> 0.02) is not a spike
@@ -98,9 +104,10 @@ def _unstable(train: np.ndarray, val: np.ndarray | None, baseline: float | None)
 def _underfitting(train: np.ndarray, val: np.ndarray | None, baseline: float | None) -> Diagnosis | None:
     if baseline is None or baseline <= 0 or train[-1] <= UNDERFIT * baseline:
         return None
+    relation = "close to" if train[-1] <= baseline else "above"
     return Diagnosis(
         "underfitting",
-        f"the training loss ends at {train[-1]:.4g}, close to the {baseline:.4g} of a constant prediction",
+        f"the training loss ends at {train[-1]:.4g}, {relation} the {baseline:.4g} of a constant prediction",
         ["a larger network (model.hidden)", "more epochs", "a higher learning rate", "less regularisation "
          "(dropout, weight decay, l1)", "check that the inputs carry signal (features, target)"],
     )  # fmt: skip
@@ -111,7 +118,7 @@ def _overfitting(train: np.ndarray, val: np.ndarray | None, baseline: float | No
         return None
     best = int(np.argmin(val))
     rise = (val[-1] - val[best]) / max(abs(val[best]), 1e-12)
-    if best >= len(val) - 1 or rise <= OVERFIT_RISE or train[-1] >= train[best]:
+    if best >= len(val) - 2 or rise <= OVERFIT_RISE or train[-1] >= train[best]:  # 2+ epochs past the best
         return None
     epoch = best + 2  # 1-based: the first epoch after the best
     return Diagnosis(

@@ -119,7 +119,7 @@ def regression(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict[str, A
         per_target = {n: regression(y[:, i], pred[:, i], [n]) for i, n in enumerate(names)}
         r2 = [m["r2"] for m in per_target.values()]
         return {"r2": None if None in r2 else float(np.mean(r2)), "per_target": per_target}
-    nonzero = np.abs(y[:, 0]) > 1e-12
+    nonzero = nonzero_targets(y[:, 0])
     return {
         "mae": float(skm.mean_absolute_error(y, pred)),
         "rmse": float(np.sqrt(skm.mean_squared_error(y, pred))),
@@ -127,6 +127,13 @@ def regression(y: np.ndarray, pred: np.ndarray, names: list[str]) -> dict[str, A
         "mape": float(np.mean(np.abs((y - pred)[nonzero, 0] / y[nonzero, 0]))) if nonzero.any() else None,
         "median_ae": float(skm.median_absolute_error(y, pred)),
     }
+
+
+def nonzero_targets(y: np.ndarray) -> np.ndarray:
+    """Rows whose target is not zero, for MAPE. Targets pass through float32 scaling, so a zero comes
+    back as about 1e-7 of the target's scale: anything within 1e-5 of the largest |target| is zero."""
+    scale = float(np.abs(y).max()) if len(y) else 0.0
+    return np.abs(y) > max(1e-5 * scale, 1e-12)
 
 
 def epoch_metrics(task: str, n_targets: int) -> list[str]:

@@ -7,6 +7,7 @@ user's matplotlib backend (a notebook's inline plots, say) is left as it is.
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 
@@ -17,11 +18,15 @@ def _figure(width: float, height: float) -> Any:
 
 
 def _png(fig: Any) -> bytes:
+    import warnings
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)  # attaches an Agg canvas to the figure; pyplot is never involved
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    with warnings.catch_warnings():  # labels in a script the font lacks (CJK, say) draw as boxes, once, quietly
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
 
 
@@ -41,6 +46,10 @@ def learning_curve(history: list[dict[str, float]], best_epoch: int | None = Non
             epochs, [h["val_loss"] for h in history], marker=marker, ms=3, label="validation loss", color="tab:orange"
         )
     loss_ax.set(xlabel="epoch", ylabel="loss", title="Loss")
+    finite = [v for h in history for k, v in h.items() if k in ("train_loss", "val_loss") and math.isfinite(v)]
+    if finite and min(finite) > 0 and max(finite) / min(finite) > 100:  # an exploding epoch flattens the rest
+        loss_ax.set_yscale("log")
+        loss_ax.set_ylabel("loss (log scale)")
     rates = [h["lr"] for h in history]
     lr_ax = loss_ax.twinx()
     if max(rates) > min(rates):  # a schedule: draw it on its own axis
@@ -114,8 +123,11 @@ def _curves(kind: str, codes: Any, proba: Any, classes: list, split: str) -> byt
             fpr, tpr, _ = roc_curve(truth, score)
             ax.plot(fpr, tpr, label=f"{_short(classes[c])} (AUC {auc(fpr, tpr):.3f})")
         else:
+            from sklearn.metrics import average_precision_score
+
             precision, recall, _ = precision_recall_curve(truth, score)
-            ax.plot(recall, precision, label=f"{_short(classes[c])} (base rate {truth.mean():.2f})")
+            ap = average_precision_score(truth, score)
+            ax.plot(recall, precision, label=f"{_short(classes[c])} (AP {ap:.3f}; base rate {truth.mean():.2f})")
     if kind == "roc":
         ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="chance")
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"ROC curves ({split} split)")
@@ -152,11 +164,12 @@ def reliability(codes: Any, proba: Any, split: str, bins: int = 10) -> bytes:
             edgecolor="black", alpha=0.7, label="accuracy in bin")  # fmt: skip
     top.plot([confidence[which == b].mean() for b in filled], [correct[which == b].mean() for b in filled], "o-",
              color="tab:red", label="mean confidence vs accuracy")  # fmt: skip
-    top.set(ylabel="accuracy", title=f"Reliability diagram ({split} split)", xlim=(0, 1), ylim=(0, 1.02))
+    floor = 1 / proba.shape[1]  # the top class's probability is never below 1/k: start the axis there
+    top.set(ylabel="accuracy", title=f"Reliability diagram ({split} split)", xlim=(floor, 1), ylim=(0, 1.02))
     top.legend(fontsize=8, loc="upper left")
     top.grid(alpha=0.3)
     bottom.bar(centres, [(which == b).sum() for b in range(bins)], width=1 / bins, edgecolor="black", color="tab:gray")
-    bottom.set(xlabel="confidence of the predicted class", ylabel="rows")
+    bottom.set(xlabel="confidence of the predicted class", ylabel="rows", xlim=(floor, 1))
     return _png(fig)
 
 
@@ -177,7 +190,10 @@ def regression_fit(y: Any, pred: Any, name: str, split: str) -> bytes:
     spread.set(xlabel=f"predicted {name}", ylabel="residual (actual - predicted)", title="Residuals vs predicted")
     from matplotlib.ticker import MaxNLocator
 
-    hist.hist(residual, bins=min(40, max(10, len(residual) // 10)), color="tab:gray", edgecolor="black")
+    try:
+        hist.hist(residual, bins=min(40, max(10, len(residual) // 10)), color="tab:gray", edgecolor="black")
+    except ValueError:  # residuals too large for finite bins (a model far off): say so, do not fail
+        hist.text(0.5, 0.5, "residuals too large to bin", ha="center", transform=hist.transAxes)
     hist.yaxis.set_major_locator(MaxNLocator(integer=True))  # rows are counted, not measured
     hist.axvline(0, color="tab:red", linestyle="--")
     hist.set(

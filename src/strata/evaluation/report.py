@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 PLOT_ORDER = ("learning_curve", "confusion_matrix", "roc", "precision_recall", "reliability", "regression_fit",
               "target_balance")  # fmt: skip
-WIDE = ("learning_curve", "confusion_matrix", "regression_fit")  # drawn wide: a row of their own
+WIDE = ("learning_curve", "confusion_matrix", "regression_fit", "target_balance")  # drawn wide: a row of their own
 CLASSIFICATION = ("accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "pr_auc", "log_loss",
                   "brier", "ece", "f1_weighted")  # fmt: skip
 REGRESSION = ("mae", "rmse", "r2", "mape", "median_ae")
@@ -134,7 +134,8 @@ def _data(model: TrainedModel) -> str:
     source = html.escape(str(meta.get("data", {}).get("source", "unknown")))
     parts = [f"<p>Source: {source}. Rows: " + ", ".join(f"{k} {v}" for k, v in rows.items()) + ".</p>"]
     parts.append(_table(["feature", "type"], [[html.escape(c["name"]), c["kind"]] for c in model.pipeline.columns]))
-    notes = meta.get("feature_notes")
+    shown = tuple(f"{c['name']}: " for c in model.pipeline.columns)
+    notes = [n for n in meta.get("feature_notes", []) if not n.strip().startswith(shown)]  # the table says those
     if notes:
         parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
     return "".join(parts)
@@ -199,8 +200,24 @@ def write(source: str | Path, out: str | Path = "report.html", tracking_uri: str
             run = store.run(str(source))
             folder = store.download(run.info.run_id, "bundle", Path(tmp))
         page = render(load(folder), folder)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(f".{out.name}.partial")
-        partial.write_text(page, encoding="utf-8")
-        os.replace(partial, out)  # a reader never sees half a report
+        write_atomically(out, page.encode())
     return out
+
+
+def write_atomically(out: Path, content: bytes) -> None:
+    """Write `out` in one step (a reader never sees half a file); a path that cannot be written is a
+    one-line error naming it."""
+    import contextlib
+    import os
+
+    if out.is_dir():
+        raise StrataError(f"--out '{out}' is a folder; give a file name")
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(content)
+        os.replace(partial, out)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise StrataError(f"cannot write '{out}': {err.strerror or err}") from None
