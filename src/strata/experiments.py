@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 
 
 # ---------------------------------------------------------------------------------- many seeds
+# tags of a seed run that hold for all of them, copied onto the parent run
+SHARED_TAGS = ("strata.version", "strata.data_hash", "strata.schema_hash", "strata.task", "mlflow.source.git.commit",
+               "strata.git_dirty")  # fmt: skip
+
+
 @dataclass
 class SeedsResult:
     results: list[TrainResult]
@@ -100,6 +105,7 @@ def _close_parent(parent: Any, first: TrainResult, part: str, summary: dict[str,
 
     parent.log_metrics({f"{part}_{m}_{stat}": s[stat] for m, s in summary.items()
                         for stat in ("mean", "std", "ci_low", "ci_high")})  # fmt: skip
+    parent.set_tags(_shared_tags(parent, first.run_id))
     with tempfile.TemporaryDirectory() as tmp:
         page = Path(tmp) / "model_card.md"
         page.write_text(card.render(first.model, spread=summary))
@@ -107,15 +113,29 @@ def _close_parent(parent: Any, first: TrainResult, part: str, summary: dict[str,
     parent.finish()
 
 
+def _shared_tags(parent: Any, child_id: str | None) -> dict[str, str]:
+    """The fingerprint tags every seed run shares (data, schema, task, environment, git), from the first."""
+    from strata.track.store import _explained
+
+    if child_id is None:
+        return {}
+    with _explained(f"cannot read run {child_id[:12]}"):
+        tags = parent.client.get_run(child_id).data.tags
+    return {k: v for k, v in tags.items() if k in SHARED_TAGS or k.startswith("strata.env.")}
+
+
 # ---------------------------------------------------------------------------------- reproduce
 @dataclass
 class Reproduction:
     original: str  # run ids
     rerun: str | None
-    rows: list[tuple[str, Any, Any, bool]] = field(default_factory=list)  # (what, then, now, same)
+    rows: list[tuple[str, Any, Any, bool]] = field(default_factory=list)  # (what, then, now, accepted)
+    tolerance: float = 0.0
 
     @property
     def identical(self) -> bool:
+        """Every value accepted: equal, or (with a tolerance) within it; a differing weights hash is
+        accepted only with a tolerance, and is still shown as differing."""
         return all(same for *_, same in self.rows)
 
 
@@ -131,7 +151,7 @@ def reproduce(
     from strata.track.store import Store
 
     store = Store.open(uri)
-    run = store.run(run_ref)
+    run = store.model_run(run_ref, "reproduce")
     tags = run.data.tags
     with tempfile.TemporaryDirectory() as tmp:
         recipe = load(store.download(run.info.run_id, "bundle", Path(tmp))).recipe
@@ -193,7 +213,7 @@ def _compare(store: Any, run: Any, rerun_id: str | None, tolerance: float) -> Re
     validation and test metrics), then the weights hash."""
     again = store.client.get_run(rerun_id)
     then, now = run.data.metrics, again.data.metrics
-    report = Reproduction(run.info.run_id, rerun_id)
+    report = Reproduction(run.info.run_id, rerun_id, tolerance=tolerance)
     for key in sorted(then.keys() | now.keys()):
         a, b = then.get(key), now.get(key)
         report.rows.append((key, a, b, a is not None and b is not None and abs(a - b) <= tolerance))

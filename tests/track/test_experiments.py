@@ -35,6 +35,24 @@ def test_seed_summary_matches_a_direct_computation(tracked, client, mixed_frame,
     assert "model_card.md" in {a.path for a in client.list_artifacts(result.run_id)}
 
 
+def test_a_multi_seed_run_names_its_seed_runs(tracked, client, mixed_frame, store_uri):
+    from strata.track.registry import register
+
+    result = train_seeds(tracked("seed-parent"), 2, mixed_frame, quiet=True)
+    parent, first = client.get_run(result.run_id).data.tags, client.get_run(result.results[0].run_id).data.tags
+    shared = ["strata.data_hash", "strata.schema_hash", "strata.task", "strata.version", "strata.env.torch"]
+    assert [parent.get(k) for k in shared] == [first[k] for k in shared]
+    seeds = ", ".join(f"{r.run_id[:12]} (seed {s})" for r, s in zip(result.results, (0, 1), strict=True))
+    for doing, call in (("register", lambda: register(result.run_id[:10], "seeds", store_uri)),
+                        ("reproduce", lambda: reproduce(result.run_id, uri=store_uri))):  # fmt: skip
+        with pytest.raises(StrataError) as caught:
+            call()
+        assert str(caught.value) == (
+            f"run {result.run_id[:12]} is a multi-seed summary run, with no model of its own; "
+            f"{doing} one of its seed runs instead: {seeds}"
+        )
+
+
 def test_one_seed_is_refused(tracked, mixed_frame):
     with pytest.raises(StrataError, match="give at least 2 seeds"):
         train_seeds(tracked("one-seed"), 1, mixed_frame, quiet=True)
@@ -77,6 +95,37 @@ def test_a_difference_is_reported_with_a_diff(recorded, store_uri, client):
     assert not report.identical
     assert [what for what, *_, same in report.rows if not same] == ["test_accuracy"]
     assert reproduce(result.run_id, uri=store_uri, tolerance=1.0).identical
+
+
+def test_a_last_bits_difference_is_printed_in_full(recorded, store_uri, client, capsys):
+    from strata.track.views import print_reproduction
+
+    result, _ = recorded
+    loss = client.get_run(result.run_id).data.metrics["val_loss"]
+    off = float(np.nextafter(loss, np.inf))
+    client.log_metric(result.run_id, "val_loss", off, step=10_000)  # differs in the last bit only
+    capsys.readouterr()
+    print_reproduction(reproduce(result.run_id, uri=store_uri))
+    row = next(line for line in capsys.readouterr().out.splitlines() if "val_loss" in line)
+    assert repr(off) in row and repr(loss) in row and f"{loss - off:+.3g}" in row and "NO" in row
+
+
+def test_a_differing_weights_hash_is_shown_even_when_tolerated(recorded, store_uri, client, capsys):
+    from strata.track.views import print_reproduction
+
+    result, _ = recorded
+    client.set_tag(result.run_id, "strata.weights_hash", "0" * 64)  # as if the weights had come out otherwise
+    strict = reproduce(result.run_id, uri=store_uri)
+    assert not strict.identical
+    tolerated = reproduce(result.run_id, uri=store_uri, tolerance=1e-6)
+    assert tolerated.identical  # a tolerance accepts other weights (a GPU run) ...
+    capsys.readouterr()
+    print_reproduction(tolerated)
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if "weights hash" in line)
+    assert "differs (tolerated)" in row and "yes" not in row  # ... but does not call them the same
+    assert "0" * 64 in row and result.model.meta["fingerprint"]["weights"] in row
+    assert "reproduced within tolerance 1e-06: 1 of" in out and "(weights hash)" in out
 
 
 def test_a_dataframe_run_needs_the_data_again(tracked, mixed_frame, store_uri):

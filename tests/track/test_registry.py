@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -99,6 +101,33 @@ def test_version_description_is_the_model_card(versions, client):
     assert "churn version 3 (semver 1.1.0)" in card and "## Evaluation" in card
 
 
+def test_a_registered_bundle_carries_its_version_card(versions, store_uri, tmp_path):
+    _, result, _ = versions[0]
+    again = register(result.run_id, "churn copy", store_uri)  # the same run once more: version 1 keeps its card
+    for name, number, semver in (("churn", 3, "1.1.0"), ("churn", 1, "1.0.0"), ("churn copy", again.version, "1.0.0")):
+        model = strata.load(f"models:/{name}/{number}", tracking_uri=store_uri)
+        card = model.artifacts["model_card.md"].decode()
+        assert (
+            card.startswith(f"# Model card: {name}")
+            and f"| registered | {name} version {number} (semver {semver}) |" in card
+        )
+        assert (model.save(tmp_path / f"{name}-{number}") / "model_card.md").read_text() == card
+
+
+@contextlib.contextmanager
+def mlflow_uris(store_uri: str) -> Iterator[None]:
+    import mlflow
+
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri(store_uri)  # MLflow resolves models:/ through both stores
+    mlflow.set_registry_uri(store_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+
+
 def test_mlflow_pyfunc_loads_without_unpickling(versions, store_uri, monkeypatch):
     import mlflow
 
@@ -109,17 +138,37 @@ def test_mlflow_pyfunc_loads_without_unpickling(versions, store_uri, monkeypatch
 
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
-    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(store_uri)  # MLflow resolves models:/ through both stores
-    mlflow.set_registry_uri(store_uri)
-    try:
+    with mlflow_uris(store_uri):
         model = mlflow.pyfunc.load_model("models:/churn/1")
         out = model.predict(data.head(5))
-    finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
     assert list(out["prediction"]) == list(result.model.predict(data.head(5)))
     assert model.metadata.get_input_schema().input_names() == ["x1", "x2", "colour", "flag"]
+
+
+def test_mlflow_pyfunc_takes_whole_numbers_and_floats(store_uri, tmp_path):
+    """A CSV read back gives int64 columns: a year (numeric) and a grade (categorical, levels 1-3)."""
+    import mlflow
+    import pandas as pd
+
+    from tests.conftest import make_mixed_frame
+
+    frame = make_mixed_frame()
+    rng = np.random.default_rng(3)
+    frame = frame.assign(year=rng.integers(1990, 2020, len(frame)), grade=rng.integers(1, 4, len(frame)))
+    frame.to_csv(tmp_path / "table.csv", index=False)
+    data = pd.read_csv(tmp_path / "table.csv")
+    assert data["year"].dtype == data["grade"].dtype == np.int64
+    recipe = {"data": {"path": str(tmp_path / "table.csv"), "target": "label"}, "model": {"hidden": [8]},
+              "train": {"epochs": 2, "batch_size": 32}, "track": {"uri": store_uri, "experiment": "int-columns"}}  # fmt: skip
+    result = strata.train(recipe, quiet=True)
+    assert {c["name"]: c["kind"] for c in result.model.pipeline.columns}["grade"] == "categorical"
+    entry = register(result.run_id, "whole-numbers", store_uri)
+    expected = list(result.model.predict(data.head(8)))
+    with mlflow_uris(store_uri):
+        model = mlflow.pyfunc.load_model(f"models:/whole-numbers/{entry.version}")
+        as_ints = model.predict(data.head(8))
+        as_floats = model.predict(data.head(8).astype({"year": "float64", "grade": "float64"}))
+    assert list(as_ints["prediction"]) == list(as_floats["prediction"]) == expected
 
 
 def test_unknown_model_version_and_alias(versions, store_uri):

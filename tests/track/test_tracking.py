@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -123,3 +125,58 @@ def test_a_failed_training_is_recorded_as_failed(tracked, client, mixed_frame):
         strata.train(recipe, data=mixed_frame, quiet=True)
     runs = client.search_runs([client.get_experiment_by_name("diverges").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+@pytest.mark.parametrize(
+    ("make", "uri", "why"),
+    [
+        (
+            lambda d: (d / "junk.db").write_text("junk, not a database"),
+            "sqlite:///{d}/junk.db",
+            "file is not a database",
+        ),
+        (lambda d: (d / "db").mkdir(), "sqlite:///{d}/db", "unable to open database file"),
+    ],
+)
+def test_a_broken_sqlite_store_is_one_line(tmp_path, capsys, make, uri, why):
+    from tests.test_cli import strata as cli
+
+    make(tmp_path)
+    uri = uri.format(d=tmp_path)
+    code, _, err = cli(capsys, "runs", "list", "--tracking-uri", uri)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"cannot open the tracking store '{uri}': {why}" in err
+
+
+def test_a_missing_database_driver_names_the_package(tmp_path):
+    import importlib.util
+
+    from strata.track.store import Store
+
+    if importlib.util.find_spec("psycopg") is not None:
+        pytest.skip("psycopg is installed")
+    with pytest.raises(
+        strata.TrackingError,
+        match=r"^cannot open the tracking store 'postgresql://u:\*\*\*@127.0.0.1:9/db': Python package 'psycopg' "
+        r"is not installed \(pip install 'psycopg\[binary\]'\)$",
+    ):
+        Store.open("postgresql://u:secret@127.0.0.1:9/db")
+
+
+def test_closing_a_run_keeps_mlflow_from_printing_links(monkeypatch):
+    """MLflow prints "🏃 View run ..." when a run on a server ends, unless told not to."""
+    from strata.track.run import LINKS_ENV, TrackedRun
+
+    seen = []
+
+    class Client:
+        def set_terminated(self, run_id, status):
+            seen.append(os.environ.get(LINKS_ENV))
+
+    monkeypatch.delenv(LINKS_ENV, raising=False)
+    run = TrackedRun(type("S", (), {"client": Client(), "uri": "http://x"})(), "0" * 32, "e")
+    run.finish()
+    assert seen == ["true"] and LINKS_ENV not in os.environ  # set for the call only
+    monkeypatch.setenv(LINKS_ENV, "false")  # a user's own choice stands
+    run.finish()
+    assert seen[-1] == "false"

@@ -17,6 +17,7 @@ import logging
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_ARTIFACT = "mlflow-model"
+REGISTRY_LOGGERS = ("mlflow.store.model_registry", "mlflow.tracking._model_registry")  # "Waiting up to 300 seconds..."
 FINGERPRINT_TAGS = ("strata.schema_hash", "strata.train_hash", "strata.data_hash", "strata.seed")
 
 
@@ -79,7 +81,7 @@ def register(run_ref: str, name: str, uri: str | None = None) -> Registered:
     if not re.fullmatch(r"[\w.\- ]+", name):
         raise TrackingError(f"model name {name!r}: use letters, digits, spaces, '.', '-' and '_'")
     store = Store.open(uri)
-    run = store.run(run_ref)
+    run = store.model_run(run_ref, "register")
     with tempfile.TemporaryDirectory() as tmp:
         model = load(store.download(run.info.run_id, "bundle", Path(tmp)))
         current = {
@@ -90,15 +92,19 @@ def register(run_ref: str, name: str, uri: str | None = None) -> Registered:
         }
         latest = _latest(store, name)
         semver, reason = next_semver(latest.tags if latest else None, current)
-        source = _log_pyfunc(store, run.info.run_id, run.info.artifact_uri, Path(tmp) / "bundle", Path(tmp))
+        folder = f"{MODEL_ARTIFACT}/{_folder(name)}"  # one per registration: each holds its version's card
+        source = _log_pyfunc(store, run.info.run_id, run.info.artifact_uri, Path(tmp) / "bundle", folder)
         with _explained(f"cannot register run {run.info.run_id[:12]} as '{name}' in '{store.uri}'"):
             if latest is None and not _exists(store, name):
                 store.client.create_registered_model(name)
-            version = store.client.create_model_version(
-                name, source, run_id=run.info.run_id, tags={**current, "strata.semver": semver}
-            )
+            with _quiet(*REGISTRY_LOGGERS):
+                version = store.client.create_model_version(
+                    name, source, run_id=run.info.run_id, tags={**current, "strata.semver": semver}
+                )
             entry = {"name": name, "version": int(version.version), "semver": semver, "reason": reason}
-            store.client.update_model_version(name, version.version, description=card.render(model, version=entry))
+            page = card.render(model, version=entry)
+            store.client.update_model_version(name, version.version, description=page)
+        _log_card(store, run.info.run_id, folder, page, Path(tmp))
     return Registered(name, int(version.version), semver, reason)
 
 
@@ -112,21 +118,37 @@ def _exists(store: Store, name: str) -> bool:
     return True
 
 
-def _log_pyfunc(store: Store, run_id: str, artifact_uri: str, bundle: Path, tmp: Path) -> str:
+def _folder(name: str) -> str:
+    """A folder of its own for one registration of a run: the name and a unique suffix (the version
+    number is known only once the version exists, and a run may be registered more than once)."""
+    return f"{name.replace(' ', '_')}-{uuid.uuid4().hex[:8]}"
+
+
+def _log_pyfunc(store: Store, run_id: str, artifact_uri: str, bundle: Path, folder: str) -> str:
     """Write the pyfunc model (this package's pyfunc_model.py + the bundle) into the run; its URI."""
     import mlflow.pyfunc
 
     from strata import __version__
 
-    folder = tmp / MODEL_ARTIFACT
+    local = bundle.parent / "pyfunc"
     signature, example = _signature(bundle)
     with _explained("cannot write the MLflow model"), _quiet("mlflow.pyfunc", "mlflow.models"):
         mlflow.pyfunc.save_model(
-            path=str(folder), python_model=str(PYFUNC_CODE), artifacts={"bundle": str(bundle)},
+            path=str(local), python_model=str(PYFUNC_CODE), artifacts={"bundle": str(bundle)},
             pip_requirements=[f"strata=={__version__}"], signature=signature, input_example=example,
         )  # fmt: skip
-        store.client.log_artifacts(run_id, str(folder), MODEL_ARTIFACT)
-    return f"{artifact_uri}/{MODEL_ARTIFACT}"
+        store.client.log_artifacts(run_id, str(local), folder)
+    return f"{artifact_uri}/{folder}"
+
+
+def _log_card(store: Store, run_id: str, folder: str, page: str, tmp: Path) -> None:
+    """The version's card replaces the run's in the registered bundle: `strata.load("models:/NAME/N")`
+    and MLflow's pyfunc model then carry a card that names the version and its semver."""
+    path = tmp / "version-card" / "model_card.md"
+    path.parent.mkdir()
+    path.write_text(page)
+    with _explained(f"cannot write the model card of '{folder}'"):
+        store.client.log_artifact(run_id, str(path), f"{folder}/artifacts/bundle")
 
 
 @contextlib.contextmanager
@@ -143,27 +165,32 @@ def _quiet(*loggers: str) -> Iterator[None]:
 
 
 def _signature(bundle: Path) -> tuple[Any, Any]:
-    """The pyfunc signature from the feature schema, and the example row it was inferred from."""
+    """The pyfunc signature from the feature schema, and an example row. Numbers are declared `Any`:
+    MLflow's `double` refuses int64 columns (a CSV's whole numbers) and `long` refuses floats, and
+    the bundle checks and converts its inputs itself."""
     import pandas as pd
-    from mlflow.models import infer_signature
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types.schema import AnyType, ColSpec, Schema
 
     from strata.bundle import load
 
     model = load(bundle)
-    row: dict[str, Any] = {}
-    for column in model.pipeline.columns:
-        state = column["state"]
-        if column["kind"] == "numeric":
-            row[column["name"]] = float(state["fill"])
-            continue
-        levels = state["levels"] if column["kind"] == "binary" else [v for v in state["vocab"] if not v.startswith("<")]
-        row[column["name"]] = (
-            _as_number(levels[0])
-            if levels and all(_as_number(v) is not None for v in levels)
-            else (levels[0] if levels else "")
-        )  # levels read from numbers (0/1, 2007) take numbers
+    row = {column["name"]: _example_value(column) for column in model.pipeline.columns}
     example = pd.DataFrame([row])
-    return infer_signature(example, model.predict_frame(example)), example
+    inputs = Schema([ColSpec("string" if isinstance(v, str) else AnyType(), name) for name, v in row.items()])
+    outputs = infer_signature(example, model.predict_frame(example)).outputs
+    return ModelSignature(inputs=inputs, outputs=outputs), example
+
+
+def _example_value(column: dict[str, Any]) -> float | str:
+    """A typical value of a feature column: levels read from numbers (0/1, 2007) are numbers."""
+    state = column["state"]
+    if column["kind"] == "numeric":
+        return float(state["fill"])
+    levels = state["levels"] if column["kind"] == "binary" else [v for v in state["vocab"] if not v.startswith("<")]
+    if levels and all(_as_number(v) is not None for v in levels):
+        return _as_number(levels[0])  # type: ignore[return-value]
+    return levels[0] if levels else ""
 
 
 def _as_number(text: str) -> float | None:
@@ -232,6 +259,9 @@ def load_registered(uri: str, tracking_uri: str | None = None) -> TrainedModel:
         with _explained(f"cannot fetch {uri} from '{store.uri}'"):
             local = Path(download_artifacts(artifact_uri=entry.source, dst_path=str(tmp), tracking_uri=store.uri))
         model = load(local / "artifacts" / "bundle")
+        card = local / "artifacts" / "bundle" / "model_card.md"
+        if card.is_file():  # the version's card: written again when the model is saved
+            model.artifacts["model_card.md"] = card.read_bytes()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     model.path = None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +16,7 @@ from strata.training.callbacks import Callback
 if TYPE_CHECKING:
     from strata.training.trainer import Trainer
 
+LINKS_ENV = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 # MLflow's batch limits per call
 MAX_PARAMS, MAX_METRICS, MAX_TAGS = 100, 1000, 100
 
@@ -68,7 +72,7 @@ class TrackedRun:
                 self.client.log_artifact(self.id, str(path), artifact_path)
 
     def finish(self, status: str = "FINISHED") -> None:
-        with _explained(f"cannot close run {self.id[:12]}"):
+        with _explained(f"cannot close run {self.id[:12]}"), _no_links():
             self.client.set_terminated(self.id, status=status)
 
     def epoch_logger(self) -> Callback:
@@ -83,6 +87,20 @@ class _EpochLogger(Callback):
 
     def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
         self.run.log_metrics({k: v for k, v in logs.items() if k not in ("epoch", "seconds")}, step=int(logs["epoch"]))
+
+
+@contextlib.contextmanager
+def _no_links() -> Iterator[None]:
+    """MLflow prints "🏃 View run ... / 🧪 View experiment ..." to stdout when a run on a server ends;
+    Strata says where the run went itself (and `-q` means quiet). A user's own setting is kept."""
+    if LINKS_ENV in os.environ:
+        yield
+        return
+    os.environ[LINKS_ENV] = "true"
+    try:
+        yield
+    finally:
+        os.environ.pop(LINKS_ENV, None)
 
 
 def _finite(value: Any) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -105,6 +107,28 @@ class Store:
         ids = ", ".join(r.info.run_id[:12] for r in matches[:5])
         raise TrackingError(f"run '{ref}' is ambiguous in '{self.uri}': {len(matches)} runs start with it ({ids}...)")
 
+    def model_run(self, ref: str, doing: str) -> Run:
+        """A run that holds a model: a multi-seed parent run holds only the summary of its seed runs,
+        so using it (to `doing`: register, reproduce) names the seed runs to use instead."""
+        run = self.run(ref)
+        if "strata.seeds" not in run.data.tags:
+            return run
+        seeds = ", ".join(f"{r.info.run_id[:12]} (seed {r.data.tags.get('strata.seed', '?')})"
+                          for r in self.children(run))  # fmt: skip
+        raise TrackingError(
+            f"run {run.info.run_id[:12]} is a multi-seed summary run, with no model of its own; "
+            f"{doing} one of its seed runs instead: {seeds or 'none finished'}"
+        )
+
+    def children(self, run: Run) -> list[Run]:
+        """The runs started under `run` (the seeds of a multi-seed run), oldest first."""
+        with _explained(f"cannot list the runs under run {run.info.run_id[:12]} in '{self.uri}'"):
+            found = self.client.search_runs(
+                [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'",
+                max_results=1000, order_by=["attributes.start_time ASC"],
+            )  # fmt: skip
+        return list(found)
+
     def download(self, run_id: str, path: str, into: Path) -> Path:
         """Copy a run's artifact (file or folder) to a local folder; returns the local path."""
         from mlflow.artifacts import download_artifacts
@@ -135,6 +159,7 @@ def _preflight(uri: str) -> None:
             raise TrackingError(f"cannot create the tracking store '{uri}': {err.strerror or err}") from None
         if not os.access(local.parent, os.W_OK):
             raise TrackingError(f"cannot write the tracking store '{uri}': '{local.parent}' is not writable")
+        _open_sqlite(uri, local)
         return
     if uri.startswith(("http://", "https://")):
         try:
@@ -148,8 +173,26 @@ def _preflight(uri: str) -> None:
             ) from None
 
 
+# modules a tracking store may need, and what to pip install for each (quoted for the shell)
+DRIVERS = {"psycopg": "'psycopg[binary]'", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
+           "pymysql": "pymysql", "pymssql": "pymssql", "pyodbc": "pyodbc", "boto3": "boto3",
+           "google": "google-cloud-storage", "azure": "azure-storage-blob"}  # fmt: skip
+
+
+def _open_sqlite(uri: str, path: Path) -> None:
+    """Read the SQLite file once: MLflow retries a file it cannot open (a folder, junk) for 100 seconds."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            db.execute("SELECT name FROM sqlite_master LIMIT 1")
+    except sqlite3.Error as err:
+        raise TrackingError(f"cannot open the tracking store '{uri}': {err}") from None
+
+
 class _explained:
-    """Turn MLflow's exceptions into one-line TrackingErrors that say what was being done."""
+    """Turn MLflow's exceptions (and those of the database underneath it) into one-line TrackingErrors
+    that say what was being done."""
 
     def __init__(self, doing: str):
         self.doing = doing
@@ -160,9 +203,36 @@ class _explained:
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: Any) -> bool:
         if err is None or isinstance(err, TrackingError):
             return False
-        from mlflow.exceptions import MlflowException
+        reason = _reason(err)
+        if reason is None:
+            return False
+        raise TrackingError(_redacted(f"{self.doing}: {' '.join(reason.split())[:300]}")) from None
 
-        if isinstance(err, MlflowException | OSError):
-            message = getattr(err, "message", None) or str(err)
-            raise TrackingError(f"{self.doing}: {' '.join(message.split())[:300]}") from None
+
+def _reason(err: BaseException) -> str | None:
+    """What went wrong, in a line, for the errors a store raises; None for any other error (a bug)."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, ModuleNotFoundError) and err.name:
+        top = err.name.split(".")[0]
+        package = DRIVERS.get(top, top)
+        return f"Python package '{err.name}' is not installed (pip install {package})"
+    if isinstance(err, MlflowException | OSError):
+        return getattr(err, "message", None) or str(err)
+    if _is_database_error(err):
+        cause = getattr(err, "orig", None) or err  # the driver's own message, without SQLAlchemy's SQL echo
+        return str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    return None
+
+
+def _is_database_error(err: BaseException) -> bool:
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # a client-only MLflow install: no database of its own
         return False
+    return isinstance(err, SQLAlchemyError)
+
+
+def _redacted(text: str) -> str:
+    """A database URI's password replaced by ***: errors are printed and pasted into tickets."""
+    return re.sub(r"(://[^/:@\s]+):[^/@\s]+@", r"\1:***@", text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -78,8 +79,6 @@ def print_run(uri: str | None, ref: str) -> None:
 
 
 def print_comparison(uri: str | None, refs: list[str]) -> None:
-    from strata.training.callbacks import better_is_lower
-
     if len(refs) < 2:
         raise StrataError("runs compare: give at least two runs")
     store = Store.open(uri)
@@ -93,11 +92,21 @@ def print_comparison(uri: str | None, refs: list[str]) -> None:
     metrics = _table("Metrics (★ best)", "metric", *heads)
     for key in sorted(set().union(*(r.data.metrics for r in runs))):
         values = [r.data.metrics.get(key) for r in runs]
-        marked = [_fmt(v) for v in values] if key == "lr" else _marked(values, lower=better_is_lower(key))
-        metrics.add_row(key, *marked)
+        lower = _lower_is_better(key)
+        metrics.add_row(key, *([_fmt(v) for v in values] if lower is None else _marked(values, lower)))
     console = _console()
     console.print(params if params.row_count else "no params differ")
     console.print(metrics)
+
+
+def _lower_is_better(key: str) -> bool | None:
+    """Whether a lower value of a logged metric is better; None where neither is (the learning rate,
+    a spread over seeds). A seed summary (test_rmse_mean, its interval) goes the way of its metric."""
+    from strata.training.callbacks import better_is_lower
+
+    if key == "lr" or key.endswith("_std"):
+        return None
+    return better_is_lower(re.sub(r"_(mean|ci_low|ci_high)$", "", key))
 
 
 def _marked(values: list[float | None], lower: bool) -> list[str]:
@@ -110,14 +119,35 @@ def _marked(values: list[float | None], lower: bool) -> list[str]:
 
 def print_reproduction(report: Reproduction) -> None:
     table = _table(f"Run {report.original[:8]} trained again as {str(report.rerun)[:8]}", "value", "recorded",
-                   "reproduced", "same")  # fmt: skip
+                   "reproduced", "difference", "same")  # fmt: skip
+    for column in table.columns:
+        column.overflow = "fold"  # a differing hash or last digit must show, not end in an ellipsis
     for what, then, now, same in report.rows:
-        table.add_row(what, _fmt(then), _fmt(now), "yes" if same else "[red]NO[/red]")
+        table.add_row(what, *_reproduced(then, now, same))
     console = _console()
     console.print(table)
-    differing = [what for what, *_, same in report.rows if not same]
-    if differing:
-        console.print(f"[red]not reproduced: {len(differing)} of {len(report.rows)} values differ "
-                      f"({', '.join(differing[:6])})[/red]")  # fmt: skip
+    failing = [what for what, *_, same in report.rows if not same]
+    tolerated = [what for what, then, now, same in report.rows if same and then != now]
+    if failing:
+        console.print(f"[red]not reproduced: {len(failing)} of {len(report.rows)} values differ "
+                      f"({', '.join(failing[:6])})[/red]")  # fmt: skip
+    elif tolerated:
+        console.print(f"reproduced within tolerance {report.tolerance:g}: {len(tolerated)} of {len(report.rows)} "
+                      f"values differ ({', '.join(tolerated[:6])})")  # fmt: skip
     else:
         console.print("reproduced: every metric and the weights are identical")
+
+
+def _reproduced(then: Any, now: Any, same: bool) -> tuple[str, str, str, str]:
+    """(recorded, reproduced, difference, same) cells of one value: equal values are shown short,
+    differing ones in full (a last-bits difference must not look equal), with their difference."""
+    if then == now:
+        return _fmt(then), _fmt(now), "", "yes"
+    numbers = isinstance(then, float) and isinstance(now, float)
+    delta = f"{now - then:+.3g}" if numbers else ""
+    status = "differs (tolerated)" if same else "[red]NO[/red]"
+    return _full(then), _full(now), delta, status
+
+
+def _full(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else _fmt(value)

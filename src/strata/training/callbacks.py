@@ -12,7 +12,7 @@ from strata.errors import RecipeError, did_you_mean
 if TYPE_CHECKING:
     from strata.training.trainer import Trainer
 
-LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "mape", "error")
+LOWER_IS_BETTER = ("loss", "mae", "mse", "rmse", "mape", "error", "brier", "ece", "median_ae")
 
 
 class Callback:
