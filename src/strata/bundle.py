@@ -79,6 +79,15 @@ class TrainedModel:
         return self.meta.get("metrics", {})
 
     # ---- predictions
+    def read(self, data: Any) -> pd.DataFrame:
+        """`data` as a table for this model: a DataFrame, records, a CSV/Parquet file, or a folder of
+        images (for an image model; the file paths are in `frame.attrs["paths"]`)."""
+        frame = as_frame(data)
+        picture = next((c["name"] for c in self.pipeline.columns if c["kind"] == "image"), None)
+        if frame.attrs.get("paths") is not None and picture not in (None, "image"):
+            frame = frame.rename(columns={"image": picture})
+        return frame
+
     def _predictions(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities (N x classes) or scaled regression values (N x targets), float64."""
         from strata.features.pipeline import as_tensors
@@ -99,12 +108,12 @@ class TrainedModel:
         """Class probabilities, (N, classes), columns in the order of `classes`."""
         if self.task == "regression":
             raise DataError("predict_proba needs a classifier; this model does regression (use predict)")
-        return self._predictions(as_frame(data))
+        return self._predictions(self.read(data))
 
     def predict(self, data: Any) -> np.ndarray:
         """Class labels (as in the training target), or values in the target's units
         ((N,) for one target, (N, targets) for several)."""
-        predictions = self._predictions(as_frame(data))
+        predictions = self._predictions(self.read(data))
         if self.task != "regression":
             return self._labels(predictions)
         values = self._values(predictions)
@@ -117,7 +126,7 @@ class TrainedModel:
 
         from strata._labels import level_key
 
-        frame = as_frame(data)
+        frame = self.read(data)
         predictions = self._predictions(frame)
         result = pd.DataFrame(index=frame.index)
         if self.task != "regression":
@@ -136,7 +145,7 @@ class TrainedModel:
         from strata.evaluation.bootstrap import attach
         from strata.evaluation.metrics import score
 
-        frame = as_frame(data)
+        frame = self.read(data)
         y, predictions = self.pipeline.encode_target(frame), self._predictions(frame)
         metrics = score(self.task, self.pipeline.target, y, predictions)
         cfg = self.recipe.evaluate
@@ -245,6 +254,8 @@ def as_frame(data: Any) -> pd.DataFrame:
 
     if isinstance(data, pd.DataFrame):
         return tidy_columns(data, "the DataFrame")
+    if isinstance(data, str | Path) and Path(data).is_dir():
+        return _image_paths(Path(data))
     if isinstance(data, str | Path):
         return tidy_columns(read_table(data), f"data file '{data}'")
     if isinstance(data, dict):
@@ -252,6 +263,24 @@ def as_frame(data: Any) -> pd.DataFrame:
     if isinstance(data, list) and all(isinstance(r, dict) for r in data):
         return pd.DataFrame.from_records(data)
     raise DataError(f"expected a DataFrame, a list of records or a file path, got {type(data).__name__}")
+
+
+def _image_paths(folder: Path) -> pd.DataFrame:
+    """A folder of images (searched recursively; hidden files left out) as a column `image` of paths."""
+    import pandas as pd
+
+    from strata.data.images import SUFFIXES
+
+    def shown(p: Path) -> bool:
+        hidden = any(part.startswith(".") for part in p.relative_to(folder).parts)
+        return p.suffix.lower() in SUFFIXES and p.is_file() and not hidden
+
+    files = sorted(p for p in folder.rglob("*") if shown(p))
+    if not files:
+        raise DataError(f"folder '{folder}' has no images (expected {', '.join(SUFFIXES)} files)")
+    frame = pd.DataFrame({"image": [str(p.resolve()) for p in files]})
+    frame.attrs["paths"] = [str(p.relative_to(folder)) for p in files]
+    return frame
 
 
 def load(path: str | Path) -> TrainedModel:

@@ -118,7 +118,10 @@ def evaluate(
 @app.command()
 def predict(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `strata train`.", metavar="BUNDLE")],
-    data: Annotated[Path, typer.Argument(help="CSV or Parquet file with the model's input columns.", metavar="DATA")],
+    data: Annotated[
+        Path,
+        typer.Argument(help="CSV or Parquet file with the model's inputs, or a folder of images.", metavar="DATA"),
+    ],
     out: Annotated[
         Path | None,
         typer.Option(help="Write predictions here (.csv or .parquet).", show_default="standard output", metavar="FILE"),
@@ -133,18 +136,19 @@ def predict(
     (`prediction_<target>` per target for multi-target regression).
     """
     from strata.api import load
-    from strata.bundle import as_frame
     from strata.errors import DataError
 
     if out is not None:
         _check_output(out)
     model = load(bundle)
-    frame = as_frame(data)
+    frame = model.read(data)
     if id_column is not None and id_column not in frame.columns:
         raise DataError(f"--id: column '{id_column}' is not in '{data}'")
     result = model.predict_frame(frame)
     if id_column is not None:
         result.insert(0, id_column, frame[id_column])
+    if frame.attrs.get("paths") is not None:  # a folder of images: which file each prediction is for
+        result.insert(0, "path", frame.attrs["paths"])
     if out is None:
         result.to_csv(sys.stdout, index=False, float_format="%.6g")
         return

@@ -18,14 +18,16 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from strata._labels import level_key as _class_key
+from strata.data.augment_spec import AugmentStep
 from strata.data.datasets import DATASETS
 from strata.errors import RecipeError, did_you_mean, one_of
+from strata.models.specs import Conv1dConfig, ConvConfig, ResNetConfig
 
 Activation = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"]
 Task = Literal["auto", "binary", "multiclass", "regression"]
@@ -54,10 +56,28 @@ def _only_for(section: BaseModel, owner: str, allowed: dict[str, tuple[str, ...]
 class DataConfig(_Section):
     dataset: str | None = None
     path: str | None = None
+    images: str | None = None  # a folder of class sub-folders, a CSV of path,label, or a .npy/.npz file
     format: Literal["auto", "csv", "parquet"] = "auto"
     target: str | list[str]
     task: Task = "auto"
     drop: list[str] = Field(default_factory=list)
+    image_size: tuple[int, int] | None = None  # (height, width): resize to cover it, crop the centre
+    color: Literal["auto", "rgb", "grayscale"] = "auto"
+    on_error: Literal["error", "skip"] = "error"  # an unreadable image file
+
+    @model_validator(mode="before")
+    @classmethod
+    def _images_are_labelled(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("images") and "target" not in raw:
+            return {**raw, "target": "label"}  # an image source's labels are its column 'label'
+        return raw
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive_size(cls, size: tuple[int, int] | None) -> tuple[int, int] | None:
+        if size is not None and min(size) < 1:
+            raise ValueError(f"expected [height, width] in pixels, both at least 1, got {list(size)}")
+        return size
 
     @field_validator("dataset")
     @classmethod
@@ -75,8 +95,9 @@ class DataConfig(_Section):
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
-        if self.dataset and self.path:
-            raise ValueError("give either 'dataset' or 'path', not both")
+        given = [k for k in ("dataset", "path", "images") if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError(f"give one data source, not both '{given[0]}' and '{given[1]}'")
         return self
 
     @property
@@ -112,7 +133,7 @@ class ColumnSpec(_Section):
     """One input column; options left out come from `features.numeric` / `features.categorical`."""
 
     name: str
-    type: Literal["auto", "numeric", "categorical", "binary"] = "auto"
+    type: Literal["auto", "numeric", "categorical", "binary", "image"] = "auto"
     impute: Impute | None = None
     fill_value: float | None = None
     scale: Scale | None = None
@@ -186,6 +207,44 @@ class MLPConfig(_Section):
         if any(h < 1 for h in hidden):
             raise ValueError(f"layer sizes must be positive integers, got {hidden}")
         return hidden
+
+
+class _Transfer(_Section):
+    """Start from a trained model's weights (a bundle folder, or models:/NAME@ALIAS)."""
+
+    pretrained: str | None = None
+    transfer: Literal["feature_extraction", "fine_tune"] | None = None  # default fine_tune
+    backbone_lr: float | None = Field(None, gt=0.0, le=1.0)  # fine_tune: the backbone's lr factor (0.1)
+    unfreeze_every: int | None = Field(None, ge=1)  # fine_tune: thaw one more stage every N epochs
+
+    @model_validator(mode="after")
+    def _needs_pretrained(self) -> _Transfer:
+        options = [k for k in ("transfer", "backbone_lr", "unfreeze_every") if getattr(self, k) is not None]
+        if options and not self.pretrained:
+            raise ValueError(f"option '{options[0]}' needs model.pretrained (the bundle to start from)")
+        if self.transfer == "feature_extraction" and (self.backbone_lr or self.unfreeze_every):
+            raise ValueError("backbone_lr and unfreeze_every apply to transfer: fine_tune, not feature_extraction")
+        return self
+
+
+class MLPModel(_Transfer, MLPConfig):
+    pass
+
+
+class CNNModel(_Transfer, ConvConfig):
+    pass
+
+
+class ResNetModel(_Transfer, ResNetConfig):
+    pass
+
+
+class CNN1dModel(_Transfer, Conv1dConfig):
+    pass
+
+
+ModelConfig = Annotated[MLPModel | CNNModel | ResNetModel | CNN1dModel, Field(discriminator="type")]
+MODEL_TYPES = ("mlp", "cnn", "resnet", "cnn1d")
 
 
 # ---------------------------------------------------------------------------------------- train
@@ -286,6 +345,12 @@ class TrainConfig(_Section):
     l1: float = Field(0.0, ge=0.0)
     clip: ClipConfig | None = None
     early_stopping: EarlyStoppingConfig | None = None
+    augment: list[AugmentStep] = Field(default_factory=list)  # seeded, training batches only
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _steps_by_name(cls, value: Any) -> Any:
+        return [{"name": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
 
     @field_validator("optimizer", "schedule", "loss", mode="before")
     @classmethod
@@ -354,7 +419,7 @@ class Recipe(_Section):
     data: DataConfig
     features: FeaturesConfig = FeaturesConfig()
     split: SplitConfig = SplitConfig()
-    model: MLPConfig = MLPConfig()
+    model: ModelConfig = MLPModel()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     track: TrackConfig = TrackConfig()
@@ -364,6 +429,11 @@ class Recipe(_Section):
     @classmethod
     def _track_switch(cls, value: Any) -> Any:
         return {"enabled": value} if isinstance(value, bool) else value
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _mlp_unless_said(cls, value: Any) -> Any:
+        return {**value, "type": "mlp"} if isinstance(value, dict) and "type" not in value else value
 
     @field_validator("evaluate", mode="before")
     @classmethod
@@ -386,7 +456,7 @@ class Recipe(_Section):
                 raise ValueError(f"column '{name}' is both in data.drop and in features.columns; keep one")
             if name in self.data.targets:
                 raise ValueError(f"data.drop: '{name}' is the target")
-        if self.model.norm == "batch" and self.train.batch_size < 2:
+        if getattr(self.model, "norm", None) == "batch" and self.train.batch_size < 2:
             raise ValueError("model.norm: batch norm needs train.batch_size of at least 2")
         return self
 
@@ -535,20 +605,57 @@ def _set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[last] = value
 
 
+def _members(annotation: Any) -> list[type[BaseModel]]:
+    """The section models a field may hold: itself, a union's members, a list's items."""
+    candidates = [annotation, *getattr(annotation, "__args__", ())]
+    candidates += [a for c in candidates for a in getattr(c, "__args__", ())]  # list[ColumnSpec], Annotated[...]
+    candidates += [a for c in candidates for a in getattr(c, "__args__", ())]  # list[Annotated[A | B, ...]]
+    found = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+    return list(dict.fromkeys(found))
+
+
+def _tag(model: type[BaseModel]) -> str | None:
+    """The value of a model's discriminator (`type` of a model section, `name` of an augment step)."""
+    for key in ("type", "name"):
+        field = model.model_fields.get(key)
+        if field is not None and isinstance(field.default, str) and field.default:
+            return field.default
+    return None
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[str], type[BaseModel] | None]:
+    """(key path, union tags pydantic added, the section model at the end) of a pydantic location.
+
+    pydantic puts the chosen member of a discriminated union into the location (`model.cnn.kernel`)
+    and the failed members of a plain union (`data.target.list[str]`); neither is a key."""
+    path: list[Any] = []
+    tags: list[str] = []
+    model: type[BaseModel] | None = Recipe
+    choices: dict[str, type[BaseModel]] = {}
+    for part in loc:
+        if isinstance(part, int):
+            path.append(part)
+            continue
+        if part in choices:  # the discriminated union's member: pick it, drop the tag
+            model, choices = choices[part], {}
+            continue
+        if model is None or part not in model.model_fields:
+            if model is None and _UNION_TAG.fullmatch(str(part)):
+                tags.append(part)
+            else:
+                path.append(part)
+                model = None
+            continue
+        path.append(part)
+        members = _members(model.model_fields[part].annotation)
+        model = members[0] if members else None
+        choices = {t: m for m in members if (t := _tag(m))} if len(members) > 1 else {}
+    return tuple(path), tags, model
+
+
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The section model at a pydantic location inside a Recipe (None past a leaf)."""
-    model: type[BaseModel] | None = Recipe
-    for part in loc:
-        if model is None:
-            return None
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        candidates += [a for c in candidates for a in getattr(c, "__args__", ())]  # list[ColumnSpec]
-        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-    return model
+    return _walk(loc)[2]
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
@@ -561,19 +668,9 @@ _UNION_TAG = re.compile(r"(str|int|float|bool|none|bytes|[a-z-]+\[.*\]|[A-Z]\w*)
 
 
 def _key_path(loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], list[str]]:
-    """Split a pydantic location into the key path and the union-member tags pydantic adds
-    ('str', 'list[str]', 'function-after[...]') when a value fits none of a union's types."""
-    path: list[Any] = []
-    tags: list[str] = []
-    for part in loc:
-        # Inside a section every part is a key, known or not; a tag can only follow a field whose
-        # value is a union (e.g. data.target: str | list[str]).
-        in_section = bool(_fields_at(tuple(path)))
-        if not in_section and isinstance(part, str) and _UNION_TAG.fullmatch(part):
-            tags.append(part)
-        else:
-            path.append(part)
-    return tuple(path), tags
+    """Split a pydantic location into the key path and the union-member tags pydantic adds."""
+    path, tags, _ = _walk(loc)
+    return path, tags
 
 
 def _dotted(path: tuple[Any, ...]) -> str:
@@ -585,11 +682,15 @@ def _explain_one(error: dict[str, Any]) -> tuple[str, str]:
     loc, tags = _key_path(tuple(error["loc"]))
     path, kind, value = _dotted(loc), error["type"], error.get("input")
     if kind == "extra_forbidden":
-        valid = _fields_at(loc[:-1])
+        valid = _fields_at(tuple(error["loc"])[:-1])  # the raw location: it names a union's chosen member
         hint = did_you_mean(loc[-1], valid) or (f" (valid keys: {', '.join(valid)})" if valid else "")
         return path, f"unknown key {str(loc[-1])!r}{hint}"
     if kind == "literal_error":
         return path, one_of(value, re.findall(r"'([^']*)'", error["ctx"]["expected"]))
+    if kind == "union_tag_invalid":  # model.type or augment[i].name names no member
+        ctx = error["ctx"]
+        key = ctx["discriminator"].strip("'")
+        return _dotted((*loc, key)), one_of(ctx["tag"], re.findall(r"'([^']*)'", ctx["expected_tags"]))
     if kind == "missing" and loc and isinstance(loc[-1], int):
         return _dotted(loc[:-1]), f"too few values (item {loc[-1] + 1} is missing)"
     if kind == "missing":

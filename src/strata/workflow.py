@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     import pandas as pd
+    import torch
     from torch import nn
 
     from strata.data.batches import TensorSet
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from strata.models.heads import Head
     from strata.recipe import Recipe
     from strata.training.callbacks import Callback
-    from strata.training.trainer import Trainer
+    from strata.training.trainer import Augment, Trainer
 
 
 # ------------------------------------------------------------------------------------- prepare
@@ -152,6 +153,7 @@ def fit(recipe: Recipe, prep: Prepared, quiet: bool, extra: list[Callback]) -> F
         recipe.seeds,
         score=epoch_score(prep.task, prep.pipeline.target, head.kind),
         callbacks=[*_callbacks(recipe, prep, quiet), *extra],
+        augment=_augmenter(recipe, prep),
     )
     trainer.fit(prep.sets["train"], prep.sets["val"] if len(prep.sets["val"]) else None)
     if not all(p.isfinite().all() for p in network.parameters()) or _diverged(recipe, trainer):
@@ -159,6 +161,36 @@ def fit(recipe: Recipe, prep: Prepared, quiet: bool, extra: list[Callback]) -> F
             f"training diverged, nothing was saved: {trainer.stop_reason or 'the weights are not finite'}"
         )
     return Fitted(trainer, head, loss_name)
+
+
+def _augmenter(recipe: Recipe, prep: Prepared) -> Augment | None:
+    """The recipe's augment steps as the trainer's batch hook: on the `image` input, else on
+    `numeric` (a signal of one channel for cnn1d, a table otherwise)."""
+    steps = recipe.train.augment
+    if not steps:
+        return None
+    from strata.data.augment import Augmenter
+
+    slots = list(prep.sets["train"].inputs)
+    key = "image" if "image" in slots else "numeric"
+    signal = recipe.model.type == "cnn1d"
+    if key not in slots:
+        raise RecipeError("train.augment: the steps change numbers or pictures, and this data has neither")
+    if any(s.name == "mixup" for s in steps) and len(slots) > 1:
+        raise RecipeError(f"train.augment: mixup mixes one model input, and this data has {len(slots)} "
+                          f"({', '.join(slots)}); remove mixup or the categorical columns")  # fmt: skip
+    augmenter = Augmenter(steps, len(prep.classes) if prep.task != "regression" else None)
+    try:
+        augmenter.check("image" if key == "image" else "signal" if signal else "table")
+    except DataError as err:
+        raise RecipeError(f"train.{err}") from None
+
+    def apply(inputs: dict[str, torch.Tensor], target: torch.Tensor, draws: torch.Generator) -> tuple[Any, Any]:
+        x = inputs[key].unsqueeze(1) if signal else inputs[key]
+        x, target = augmenter(x, target, draws)
+        return {**inputs, key: x.squeeze(1) if signal else x}, target
+
+    return apply
 
 
 def _diverged(recipe: Recipe, trainer: Trainer) -> bool:
@@ -213,7 +245,8 @@ def diagnosis(recipe: Recipe, prep: Prepared, fitted: Fitted) -> Diagnosis:
     from strata.evaluation.diagnosis import baseline_loss, diagnose
 
     loss = recipe.train.loss
-    reweighted = loss.class_weights is not None or loss.label_smoothing > 0
+    mixed = any(step.name == "mixup" for step in recipe.train.augment)  # soft targets raise the loss floor
+    reweighted = loss.class_weights is not None or loss.label_smoothing > 0 or mixed
     baseline = None if reweighted else baseline_loss(prep.task, fitted.loss, prep.sets["train"].target.numpy())
     stop = recipe.train.early_stopping
     kept = fitted.trainer.best_epoch if stop is not None and stop.restore_best and fitted.trainer.stop_reason else None

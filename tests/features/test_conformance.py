@@ -34,6 +34,10 @@ CASES = {
         (pd.Series([*RNG.choice(["yes", "no"], 30), None], name="b"), {}),
         (pd.Series(RNG.choice([True, False], 30), name="b"), {}),
     ],
+    "image": [
+        (pd.Series(list(RNG.integers(0, 256, (12, 6, 5, 1), dtype=np.uint8)), name="img"), {}),
+        (pd.Series(list(RNG.random((12, 4, 4, 3), dtype=np.float32)), name="img"), {}),
+    ],
 }
 
 
@@ -57,16 +61,19 @@ def test_feature_kind_contract(kind, column, options):
     assert stored == state
 
     out = module.transform(column, state)
-    assert out.shape[0] == len(column) and out.ndim == 2
+    slot = module.slot(state)
+    assert out.shape[0] == len(column) and out.ndim == (4 if slot == "image" else 2)
     np.testing.assert_array_equal(module.transform(column, stored), out)  # a loaded bundle predicts the same
     np.testing.assert_array_equal(module.transform(column, state), out)  # deterministic
     order = RNG.permutation(len(column))
     np.testing.assert_array_equal(module.transform(column.iloc[order], state), out[order])  # row by row
 
-    slot = module.slot(state)
     assert slot in SLOTS and out.dtype == SLOTS[slot]
     assert module.width(state) == (out.shape[1] if slot == "numeric" else 0)
-    if slot == "numeric":
+    if slot in ("numeric", "image"):
         assert np.isfinite(out).all()  # missing values are filled, never passed on as NaN
-    else:
+    if slot == "image":  # (N, C, H, W), each channel normalised over the rows it was fitted on
+        assert out.shape[1] == state["channels"] and list(out.shape[2:]) == state["size"]
+        np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    if slot == "categorical":
         assert out.shape[1] == 1 and out.min() >= 0 and out.max() < len(state["vocab"])

@@ -43,6 +43,29 @@ def _digits() -> pd.DataFrame:
     return bunch.frame.rename(columns={"target": "digit"})
 
 
+def _digits_images() -> pd.DataFrame:
+    from strata.data.images import digits_images
+
+    table = digits_images()  # 8x8x1 uint8 pictures
+    frame = pd_frame({"image": list(table.pixels), "digit": table.labels})
+    return frame
+
+
+def _mnist1d() -> pd.DataFrame:
+    from strata.data.mnist1d import make_mnist1d
+
+    x, y = make_mnist1d()  # the published MNIST-1D: 5,000 signals of length 40, seed 42
+    frame = pd_frame({f"x{i}": x[:, i] for i in range(x.shape[1])})
+    frame["label"] = y
+    return frame
+
+
+def pd_frame(columns: dict) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame(columns)
+
+
 def _penguins() -> pd.DataFrame:
     import warnings
 
@@ -62,6 +85,8 @@ DATASETS: dict[str, Dataset] = {
         Dataset("diabetes", "progression", "regression", "scikit-learn", _sklearn("diabetes", "progression", False)),
         Dataset("digits", "digit", "multiclass", "scikit-learn (8x8 images, flattened)", _digits),
         Dataset("penguins", "species", "multiclass", "palmerpenguins (has missing values)", _penguins),
+        Dataset("digits_images", "digit", "multiclass", "scikit-learn (8x8 grayscale images)", _digits_images),
+        Dataset("mnist1d", "label", "multiclass", "MNIST-1D (Greydanus 2020), generated: 40-step signals", _mnist1d),
     ]
 }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from strata.errors import DataError
 
@@ -85,20 +85,75 @@ def load_frame(cfg: DataConfig, data: pd.DataFrame | str | Path | None = None) -
         raise DataError(f"data must be a pandas DataFrame or a file path, got {type(data).__name__}")
     if cfg.path:
         return tidy_columns(read_table(cfg.path, cfg.format), f"data file '{cfg.path}'")
+    if cfg.images:
+        return image_frame(cfg)
     if cfg.dataset:
         return load_dataset(cfg.dataset)
     raise DataError("no data: set data.path or data.dataset in the recipe, or pass a DataFrame as data=")
 
 
 def frame_hash(frame: pd.DataFrame) -> str:
-    """Content hash of a table: column names, dtypes and every value, in row order.
+    """Content hash of a table: column names, dtypes and every value, in row order (an image
+    column's pixels included).
 
     Row order is part of the hash on purpose: it decides which rows fall in which split,
     so the same rows in another order do not reproduce the same model.
     """
+    import numpy as np
     import pandas as pd
 
     digest = hashlib.sha256()
     digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    pictures = [c for c in frame.columns if len(frame) and isinstance(frame[c].iloc[0], np.ndarray)]
+    plain = frame.drop(columns=pictures)
+    if len(plain.columns):
+        digest.update(pd.util.hash_pandas_object(plain, index=False).to_numpy().tobytes())
+    for column in pictures:
+        for array in frame[column]:
+            digest.update(repr((array.shape, str(array.dtype))).encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
+
+
+def image_frame(cfg: DataConfig) -> pd.DataFrame:
+    """An image source as a table: column `image` holds each picture, (H, W, C) pixels, and `label` its class."""
+    import warnings
+
+    from strata.data import images
+    from strata.errors import StrataWarning, plural
+
+    source = Path(cfg.images)
+    size = tuple(cfg.image_size) if cfg.image_size else None
+    if source.suffix.lower() in (".npy", ".npz"):
+        table = images.read_arrays(source)
+    elif source.suffix.lower() in (".csv", ".tsv", ".txt"):
+        table = images.read_image_csv(source, size=size, mode=cfg.color, on_error=cfg.on_error)
+    else:
+        table = images.read_image_folder(source, size=size, mode=cfg.color, on_error=cfg.on_error)
+    if table.skipped:
+        path, reason = table.skipped[0]
+        warnings.warn(f"data.images: skipped {plural(len(table.skipped), 'unreadable image')} "
+                      f"(first: '{path}': {reason})", StrataWarning, stacklevel=2)  # fmt: skip
+    return table_frame(table, str(source))
+
+
+def table_frame(table: Any, source: str) -> pd.DataFrame:
+    """An ImageTable as a table of `image` (pixels per row), `label` (when labelled) and `path`."""
+    import pandas as pd
+
+    if table.streamed:
+        raise DataError(
+            f"data.images: '{source}' decodes to more than {images_limit()} of pixels; training streams only "
+            "tables that fit in memory so far: set a smaller data.image_size or use fewer images"
+        )
+    frame = pd.DataFrame({"image": list(table.pixels)})
+    if table.labels is not None:
+        frame["label"] = table.labels
+    frame.attrs["paths"] = list(table.paths)  # for predictions on a folder: which file each row is
+    return frame
+
+
+def images_limit() -> str:
+    from strata.data.images import STREAM_BYTES
+
+    return f"{STREAM_BYTES / 1024**3:g} GiB"

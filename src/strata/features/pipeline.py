@@ -7,6 +7,7 @@ only when some column feeds it:
 
     numeric      float32 (N, D): scaled numbers, binary flags, one-hot blocks
     categorical  int64 (N, K): one embedding index per embedded categorical column
+    image        float32 (N, C, H, W): the picture of the (one) image column, normalised per channel
 
 Column *types* and the task are read from the whole table (they describe its structure);
 every *statistic* (means, scales, vocabularies, classes, target scaling) is fitted on training rows.
@@ -22,11 +23,11 @@ import numpy as np
 import pandas as pd
 
 from strata.errors import DataError, RecipeError, did_you_mean
-from strata.features import binary, categorical, numeric, target
+from strata.features import binary, categorical, image, numeric, target
 from strata.recipe import CATEGORICAL_OPTIONS, NUMERIC_OPTIONS, ColumnSpec, FeaturesConfig
 
-KINDS = {"numeric": numeric, "categorical": categorical, "binary": binary}
-SLOTS = {"numeric": np.float32, "categorical": np.int64}  # model inputs, in this order
+KINDS = {"numeric": numeric, "categorical": categorical, "binary": binary, "image": image}
+SLOTS = {"numeric": np.float32, "categorical": np.int64, "image": np.float32}  # model inputs, in this order
 FORMAT = 1
 
 Inputs = dict[str, np.ndarray]
@@ -109,6 +110,8 @@ def infer_kind(column: pd.Series) -> tuple[str | None, str]:
     """(kind, reason); kind None means the column is skipped (reason says why)."""
     if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
         return None, "dates or durations, which are not encoded yet"
+    if len(column) and isinstance(column.iloc[0], np.ndarray):
+        return "image", f"pictures of {'x'.join(map(str, column.iloc[0].shape))} pixels"
     values = column.dropna()
     levels = values.nunique()
     if levels == 0:
@@ -192,6 +195,9 @@ def fit_pipeline(
 ) -> Pipeline:
     """Decide the input columns from the whole table, fit their encodings on `train_rows` only."""
     specs, notes = _resolve_columns(frame, cfg, targets, drop)
+    pictures = [s.name for s in specs if s.type == "image"]
+    if len(pictures) > 1:
+        raise DataError(f"columns {pictures[0]!r} and {pictures[1]!r} both hold images; a model takes one image input")
     train = frame.iloc[train_rows]
     columns = []
     for spec in specs:

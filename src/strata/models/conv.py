@@ -285,3 +285,15 @@ def build_conv(cfg: ConvModelConfig, input_shape: tuple[int, ...], out_features:
         return SignalCNN(channels, size[0], out_features, cfg)
     network = ImageCNN if cfg.type == "cnn" else ResNet
     return network(channels, (size[0], size[1]), out_features, cfg)
+
+
+class SignalFromColumns(nn.Module):
+    """A 1-D network over a table's numeric columns, read as one signal in column order:
+    `numeric` (N, L) becomes `signal` (N, 1, L)."""
+
+    def __init__(self, network: nn.Module):
+        super().__init__()
+        self.network = network
+
+    def forward(self, numeric: torch.Tensor) -> torch.Tensor:
+        return self.network(signal=numeric.unsqueeze(1))

@@ -165,9 +165,9 @@ def _quiet(*loggers: str) -> Iterator[None]:
 
 
 def _signature(bundle: Path) -> tuple[Any, Any]:
-    """The pyfunc signature from the feature schema, and an example row. Numbers are declared `Any`:
-    MLflow's `double` refuses int64 columns (a CSV's whole numbers) and `long` refuses floats, and
-    the bundle checks and converts its inputs itself."""
+    """The pyfunc signature from the feature schema, and an example row (none for image models).
+    Numbers are declared `Any`: MLflow's `double` refuses int64 columns (a CSV's whole numbers) and
+    `long` refuses floats, and the bundle checks and converts its inputs itself."""
     import pandas as pd
     from mlflow.models import ModelSignature, infer_signature
     from mlflow.types.schema import AnyType, ColSpec, Schema
@@ -175,6 +175,8 @@ def _signature(bundle: Path) -> tuple[Any, Any]:
     from strata.bundle import load
 
     model = load(bundle)
+    if any(column["kind"] == "image" for column in model.pipeline.columns):
+        return None, None  # pictures or file paths in a column: no MLflow column type says that
     row = {column["name"]: _example_value(column) for column in model.pipeline.columns}
     example = pd.DataFrame([row])
     inputs = Schema([ColSpec("string" if isinstance(v, str) else AnyType(), name) for name, v in row.items()])

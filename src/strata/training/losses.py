@@ -82,10 +82,11 @@ class _BinaryCrossEntropy(nn.Module):
         self.register_buffer("weights", weights)  # a buffer, so .to(device) moves it
 
     def forward(self, logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        y = codes.to(logits.dtype)
+        soft = codes.ndim == 2  # mixup's class probabilities (N, 2), not codes
+        y = codes[:, 1].to(logits.dtype) if soft else codes.to(logits.dtype)
         if self.smoothing:
             y = y * (1 - self.smoothing) + 0.5 * self.smoothing
         if self.weights is None:
             return F.binary_cross_entropy_with_logits(logits[:, 0], y)
-        w = self.weights[codes]
+        w = codes.to(self.weights.dtype) @ self.weights if soft else self.weights[codes]
         return (F.binary_cross_entropy_with_logits(logits[:, 0], y, reduction="none") * w).sum() / w.sum()

@@ -21,6 +21,8 @@ from strata.training.callbacks import Callback
 from strata.training.optim import make_optimizer, make_scheduler
 
 Score = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
+Inputs = dict[str, torch.Tensor]
+Augment = Callable[[Inputs, torch.Tensor, torch.Generator], tuple[Inputs, torch.Tensor]]
 
 
 class Trainer:
@@ -32,8 +34,10 @@ class Trainer:
         seeds: Seeds,
         score: Score | None = None,
         callbacks: Sequence[Callback] = (),
+        augment: Augment | None = None,
     ):
         self.model, self.loss, self.cfg, self.seeds = model, loss, cfg, seeds
+        self.augment = augment  # (inputs, target, generator) -> (inputs, target), training batches only
         self.score = score  # extra validation metrics from (outputs, target), e.g. accuracy
         self.callbacks = list(callbacks)
         self.optimizer = make_optimizer(model, cfg.optimizer)
@@ -58,6 +62,7 @@ class Trainer:
             self.cfg.optimizer.lr,
         )
         order = torch.Generator().manual_seed(self.seeds.data)
+        self._augment_draws = torch.Generator().manual_seed(self.seeds.data + 1)  # its own stream: order stays
         cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(self.seeds.train)
@@ -99,6 +104,8 @@ class Trainer:
         losses, sizes = [], []
         clip = self.cfg.clip
         for inputs, target in data.batches(self.cfg.batch_size, order):
+            if self.augment is not None:
+                inputs, target = self.augment(inputs, target, self._augment_draws)
             self.optimizer.zero_grad(set_to_none=True)
             loss = self.loss(self.model(**inputs), target)
             losses.append(loss.detach())  # summed once per epoch: no host sync per step
