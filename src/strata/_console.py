@@ -31,6 +31,10 @@ class Reporter:
         if not self.quiet:
             self.console.print(text)
 
+    def notes(self, lines: Any) -> None:
+        for line in lines:
+            self.note(line)
+
     def metrics(self, by_split: dict[str, dict[str, Any]], classes: list | None = None) -> None:
         """Headline metrics side by side per split; per-class scores and the confusion matrix of the last."""
         if self.quiet or not by_split:

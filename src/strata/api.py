@@ -116,6 +116,7 @@ def _train(
     if recipe.track.tensorboard:
         extra.append(_tensorboard(recipe, run))
     fitted = workflow.fit(recipe, prep, quiet, extra)
+    report.notes(f"transfer: {note}" for note in fitted.notes)
     meta = workflow.describe(recipe, prep, fitted, source)
     meta["metrics"] = workflow.held_out_metrics(fitted, prep)
     workflow.add_intervals(recipe, prep, fitted, meta["metrics"])

@@ -477,7 +477,8 @@ class Recipe(_Section):
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
-        """Read a recipe file; relative `data.path` values are relative to the file's folder."""
+        """Read a recipe file; relative paths in it (`data.path`, `data.images`, `model.pretrained`)
+        are relative to the file's folder."""
         path = Path(path)
         try:
             raw = yaml.safe_load(path.read_text())
@@ -492,10 +493,8 @@ class Recipe(_Section):
             raise RecipeError(f"recipe file '{path}'{where}: not valid YAML ({problem})") from None
         if raw is None:
             raise RecipeError(f"recipe file '{path}' is empty")
-        if isinstance(raw, dict) and isinstance(raw.get("data"), dict) and raw["data"].get("path"):
-            data_path = Path(str(raw["data"]["path"])).expanduser()
-            if not data_path.is_absolute():
-                raw["data"]["path"] = str((path.parent / data_path).resolve())
+        if isinstance(raw, dict):
+            _paths_relative_to(raw, path.parent)
         if isinstance(raw, dict) and raw.get("name") is None:
             raw["name"] = path.stem
         recipe = cls.from_dict(raw, source=str(path))
@@ -567,6 +566,16 @@ def _digest(value: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------- migrations
+def _paths_relative_to(raw: dict[str, Any], folder: Path) -> None:
+    """Make the recipe's file paths absolute, reading relative ones from `folder` (in place)."""
+    for section, key in (("data", "path"), ("data", "images"), ("model", "pretrained")):
+        part = raw.get(section)
+        value = part.get(key) if isinstance(part, dict) else None
+        if isinstance(value, str) and value and not value.startswith("models:/"):
+            given = Path(value).expanduser()
+            part[key] = str(given if given.is_absolute() else (folder / given).resolve())
+
+
 def _upgrade(raw: Any) -> Any:
     """Rewrite settings that older Strata versions wrote out but today's schema rejects.
 

@@ -3,7 +3,7 @@ network, measure it, describe it. `strata.api.train` strings them together (and 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -93,6 +93,7 @@ class Fitted:
     trainer: Trainer
     head: Head
     loss: str  # the loss name, `auto` resolved
+    notes: list[str] = field(default_factory=list)  # how the network started (transfer learning)
 
 
 def _callbacks(recipe: Recipe, prep: Prepared, quiet: bool) -> list[Callback]:
@@ -120,10 +121,14 @@ def _callbacks(recipe: Recipe, prep: Prepared, quiet: bool) -> list[Callback]:
 
 @dataclass
 class Built:
-    network: nn.Module  # freshly initialised from the model seed
+    network: nn.Module  # freshly initialised from the model seed (or from model.pretrained's weights)
     loss: nn.Module
     loss_name: str  # `auto` resolved
     head: Head
+    notes: list[str] = field(default_factory=list)  # what transfer learning did
+    frozen: Callable[[], list[nn.Module]] | None = None  # parts kept in eval mode while training
+    lr_scale: Callable[[str], float] | None = None  # per-parameter rate multiplier (fine_tune)
+    callbacks: list[Callback] = field(default_factory=list)  # gradual unfreezing
 
 
 def build(recipe: Recipe, prep: Prepared) -> Built:
@@ -136,7 +141,34 @@ def build(recipe: Recipe, prep: Prepared) -> Built:
     if prep.task != "regression":
         weights = losses.class_weights(recipe.train.loss, prep.sets["train"].target.numpy(), prep.classes)
     network = build_network(recipe.model, prep.pipeline, head.size, recipe.seeds.model)
-    return Built(network, losses.make(loss_name, recipe.train.loss, weights), loss_name, head)
+    built = Built(network, losses.make(loss_name, recipe.train.loss, weights), loss_name, head)
+    if recipe.model.pretrained:
+        _transfer(recipe, prep, built)
+    return built
+
+
+def _transfer(recipe: Recipe, prep: Prepared, built: Built) -> None:
+    """Start from model.pretrained's weights; freeze or scale the backbone as model.transfer says."""
+    from strata.api import load
+    from strata.models import transfer
+
+    cfg, network = recipe.model, built.network
+    source = load(cfg.pretrained)
+    same = source.task == prep.task and source.pipeline.target.get("classes") == prep.pipeline.target.get("classes")
+    built.notes += transfer.copy_weights(network, source, cfg.pretrained, same)
+    if (cfg.transfer or "fine_tune") == "feature_extraction":
+        parts = transfer.backbone(network)
+        transfer.freeze(parts)
+        built.frozen = lambda: parts
+        built.notes.append("feature extraction: the backbone is frozen; the layers on top of it learn")
+        return
+    top, factor = transfer.classifier_prefixes(network), cfg.backbone_lr or 0.1
+    built.lr_scale = lambda name: 1.0 if name.startswith(top) else factor
+    built.notes.append(f"fine-tuning: the backbone learns at {factor:g} x train.optimizer.lr")
+    if cfg.unfreeze_every:
+        thaw = transfer.GradualUnfreezing(transfer.stages(network), cfg.unfreeze_every)
+        built.frozen, built.callbacks = thaw.frozen, [thaw]
+        built.notes.append(f"gradual unfreezing: one more backbone stage every {cfg.unfreeze_every} epochs")
 
 
 def fit(recipe: Recipe, prep: Prepared, quiet: bool, extra: list[Callback]) -> Fitted:
@@ -152,15 +184,17 @@ def fit(recipe: Recipe, prep: Prepared, quiet: bool, extra: list[Callback]) -> F
         recipe.train,
         recipe.seeds,
         score=epoch_score(prep.task, prep.pipeline.target, head.kind),
-        callbacks=[*_callbacks(recipe, prep, quiet), *extra],
+        callbacks=[*built.callbacks, *_callbacks(recipe, prep, quiet), *extra],
         augment=_augmenter(recipe, prep),
+        frozen=built.frozen,
+        lr_scale=built.lr_scale,
     )
     trainer.fit(prep.sets["train"], prep.sets["val"] if len(prep.sets["val"]) else None)
     if not all(p.isfinite().all() for p in network.parameters()) or _diverged(recipe, trainer):
         raise TrainingError(
             f"training diverged, nothing was saved: {trainer.stop_reason or 'the weights are not finite'}"
         )
-    return Fitted(trainer, head, loss_name)
+    return Fitted(trainer, head, loss_name, built.notes)
 
 
 def _augmenter(recipe: Recipe, prep: Prepared) -> Augment | None:
@@ -383,6 +417,7 @@ def describe(recipe: Recipe, prep: Prepared, fitted: Fitted, source: str) -> dic
         "best_epoch": trainer.best_epoch or lowest_val_epoch(trainer.history),
         "stopped": trainer.stop_reason, "n_parameters": count_parameters(trainer.model),
         "seeds": recipe.seeds._asdict(), "rows": {k: len(v) for k, v in prep.sets.items()},
+        **({"transfer": fitted.notes} if fitted.notes else {}),
         "data": data_summary(source, prep),
         "fingerprint": {"recipe": recipe.hash(), "data": prep.data_hash,
                         "weights": weights_hash(trainer.model.state_dict())},

@@ -8,6 +8,7 @@ the peak rate; every schedule is a multiplier in [0, 1] of it, after an optional
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -15,16 +16,24 @@ from torch import nn
 from strata.recipe import OptimizerConfig, ScheduleConfig
 
 
-def make_optimizer(model: nn.Module, cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """Weight decay applies to weight matrices and embeddings, not to biases or norm scales."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.weight_decay:
-        groups = [
-            {"params": [p for p in params if p.ndim >= 2], "weight_decay": cfg.weight_decay},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
-        ]
-    else:
-        groups = [{"params": params, "weight_decay": 0.0}]
+def make_optimizer(
+    model: nn.Module, cfg: OptimizerConfig, lr_scale: Callable[[str], float] | None = None
+) -> torch.optim.Optimizer:
+    """Weight decay applies to weight matrices and embeddings, not to biases or norm scales.
+    `lr_scale(parameter name)` multiplies a parameter's rate (transfer learning's backbone rate).
+    Frozen parameters stay in the groups (an optimizer skips parameters without gradients), so
+    parts thawed later in training are trained from then on."""
+    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        decay = cfg.weight_decay if p.ndim >= 2 else 0.0
+        groups.setdefault((decay, lr_scale(name) if lr_scale else 1.0), []).append(p)
+    groups_list = [
+        {"params": params, "weight_decay": decay, "lr": cfg.lr * scale} for (decay, scale), params in groups.items()
+    ]
+    return _optimizer(groups_list or [{"params": []}], cfg)
+
+
+def _optimizer(groups: list[dict], cfg: OptimizerConfig) -> torch.optim.Optimizer:
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum or 0.0, nesterov=bool(cfg.nesterov))
     if cfg.name == "rmsprop":

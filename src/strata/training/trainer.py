@@ -35,12 +35,15 @@ class Trainer:
         score: Score | None = None,
         callbacks: Sequence[Callback] = (),
         augment: Augment | None = None,
+        frozen: Callable[[], list[nn.Module]] | None = None,
+        lr_scale: Callable[[str], float] | None = None,
     ):
         self.model, self.loss, self.cfg, self.seeds = model, loss, cfg, seeds
+        self.frozen = frozen  # parts kept in eval mode while training (frozen batch-norm statistics)
         self.augment = augment  # (inputs, target, generator) -> (inputs, target), training batches only
         self.score = score  # extra validation metrics from (outputs, target), e.g. accuracy
         self.callbacks = list(callbacks)
-        self.optimizer = make_optimizer(model, cfg.optimizer)
+        self.optimizer = make_optimizer(model, cfg.optimizer, lr_scale)
         self.history: list[dict[str, float]] = []
         self.stop_reason: str | None = None
         self.best_epoch: int | None = None
@@ -101,6 +104,8 @@ class Trainer:
         self, data: TensorSet, order: torch.Generator, scheduler: torch.optim.lr_scheduler.LRScheduler | None
     ) -> float:
         self.model.train()
+        for part in self.frozen() if self.frozen else []:
+            part.eval()
         losses, sizes = [], []
         clip = self.cfg.clip
         for inputs, target in data.batches(self.cfg.batch_size, order):
