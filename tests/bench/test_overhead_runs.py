@@ -21,3 +21,22 @@ def test_each_tool_runs_and_reports(tool):
     record = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
     assert record["tool"] == tool and record["sec_per_epoch"] > 0
     assert record["test_acc"] > 0.9  # the same task the floor learns, not a skipped one
+
+
+CNN_SCRIPT = SCRIPT.with_name("cnn.py")
+
+
+@pytest.mark.parametrize("tool", ["floor", "trainer", "api"])
+def test_each_cnn_tool_runs_and_reports(tool):
+    # 1,000 training images and one epoch: that it runs and learns something, not how fast.
+    done = subprocess.run(
+        [sys.executable, str(CNN_SCRIPT), "--tool", tool, "--epochs", "1", "--rows", "1000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+    assert record["tool"] == tool and record["sec_per_epoch"] > 0
+    assert record["params"] == 121_930  # the peer's network, whichever tool built it
+    assert record["test_acc"] > 0.2  # ten classes: well above chance after 16 steps
