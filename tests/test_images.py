@@ -262,3 +262,13 @@ def test_a_recipe_file_reads_pretrained_relative_to_itself(digits, pretrained, t
     (tmp_path / "r.yaml").write_text(yaml.safe_dump({"data": {"dataset": "digits_images", "target": "digit"},
                                                      "model": {**SMALL_CNN, "pretrained": "models/base"}}))  # fmt: skip
     assert strata.Recipe.from_yaml(tmp_path / "r.yaml").model.pretrained == str(link.resolve())
+
+
+def test_a_resnet_run_writes_its_card_report_and_plots(digits, tmp_path):
+    recipe = {"data": {"target": "digit"}, "model": {"type": "resnet", "widths": [8, 16], "blocks": 1},
+              "train": {"epochs": 2}, "track": False, "evaluate": {"bootstrap": 50}}  # fmt: skip
+    strata.train(recipe, data=digits.sample(300, random_state=0), out=tmp_path / "m", quiet=True)
+    card = (tmp_path / "m" / "model_card.md").read_text()
+    assert "| architecture | resnet: widths [8, 16], blocks 1, stem small" in card
+    assert "| image | image |" in card
+    assert (tmp_path / "m" / "report.html").exists() and (tmp_path / "m" / "confusion_matrix.png").exists()

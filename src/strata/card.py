@@ -57,7 +57,7 @@ def _details(model: TrainedModel, version: dict[str, Any] | None) -> str:
     title = f"# Model card: {version['name'] if version else meta.get('name', model.recipe.display_name)}"
     rows = [
         ["task", model.task],
-        ["architecture", f"{cfg.type}: hidden {cfg.hidden}, {cfg.activation}, norm {cfg.norm}, dropout {cfg.dropout}"],
+        ["architecture", _architecture(cfg)],
         ["parameters", f"{meta.get('n_parameters', 0):,}"],
         ["inputs", f"{len(model.pipeline.columns)} columns"],
         [
@@ -74,6 +74,13 @@ def _details(model: TrainedModel, version: dict[str, Any] | None) -> str:
     if owners:
         rows.append(["owners", ", ".join(owners)])
     return f"{title}\n\n## Model details\n\n{_table(['', ''], rows)}"
+
+
+def _architecture(cfg: Any) -> str:
+    """`cnn: channels [32, 64], kernel 3, ...`: every setting of the model section but transfer's."""
+    settings = cfg.model_dump(exclude={"type", "pretrained", "transfer", "backbone_lr", "unfreeze_every"})
+    text = f"{cfg.type}: " + ", ".join(f"{k} {v}" for k, v in settings.items())
+    return text + (f"; started from {cfg.pretrained} ({cfg.transfer or 'fine_tune'})" if cfg.pretrained else "")
 
 
 def _stated(heading: str, text: str | None, key: str) -> str:
