@@ -217,8 +217,8 @@ def test_feature_extraction_keeps_the_backbone_as_trained(digits, pretrained):
     after = result.model.network.state_dict()
     body = [k for k in source if k.startswith("body.")]
     assert body and all(torch.equal(after[k], source[k]) for k in body)  # weights and batch-norm statistics
-    assert not torch.equal(after["hidden.0.0.weight"], source["hidden.0.0.weight"])  # the classifier learns
-    assert result.model.meta["transfer"][0].endswith("a new output head (the classes differ)")
+    assert not torch.equal(after["hidden.1.0.weight"], source["hidden.1.0.weight"])  # the classifier learns
+    assert result.model.meta["transfer"][1].endswith("a new output head (the classes differ)")
     assert result.model.classes == ["5", "6", "7", "8", "9"]
 
 
@@ -232,7 +232,7 @@ def test_fine_tuning_moves_the_backbone_slower_than_the_classifier(digits, pretr
     def moved(key: str) -> float:
         return float((after[key] - source[key]).abs().mean() / source[key].abs().mean())
 
-    assert 0 < moved("body.0.0.weight") < moved("hidden.0.0.weight") / 5
+    assert 0 < moved("body.0.0.weight") < moved("hidden.1.0.weight") / 5
 
 
 def test_gradual_unfreezing_thaws_from_the_top(digits, pretrained):
@@ -272,3 +272,77 @@ def test_a_resnet_run_writes_its_card_report_and_plots(digits, tmp_path):
     assert "| architecture | resnet: widths [8, 16], blocks 1, stem small" in card
     assert "| image | image |" in card
     assert (tmp_path / "m" / "report.html").exists() and (tmp_path / "m" / "confusion_matrix.png").exists()
+
+
+# ------------------------------------------------------------------------- found by a user trial
+def test_an_image_folder_run_reproduces(folder, store_uri):
+    from strata.experiments import reproduce
+
+    recipe = image_recipe(folder, epochs=2)
+    recipe["track"] = {"uri": store_uri, "experiment": "images-reproduce"}
+    result = strata.train(recipe, quiet=True)
+    assert result.model.meta["data"]["source"] == f"images:{folder.resolve()}"
+    assert reproduce(result.run_id, uri=store_uri).identical
+
+
+def test_a_1d_network_too_deep_for_its_signal_is_one_recipe_error():
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(60, 12)), columns=[f"t{i}" for i in range(12)])
+    frame["y"] = ["a", "b"] * 30
+    recipe = {"data": {"target": "y"}, "model": {"type": "cnn1d", "channels": [4] * 6}, **QUIET}
+    with pytest.raises(RecipeError, match="input signal of length 12 is too small for this model"):
+        strata.train(recipe, data=frame, quiet=True)
+
+
+def test_float_pictures_in_0_1_predict_like_8_bit_ones(folder):
+    model = strata.train(image_recipe(folder, epochs=3), quiet=True).model
+    from strata.data.images import read_image_paths
+
+    table = read_image_paths(folder / "disc", size=(16, 16), mode="grayscale")
+    as_bytes = pd.DataFrame({"image": list(table.pixels)})
+    as_floats = pd.DataFrame({"image": [p.astype(np.float32) / 255 for p in table.pixels]})
+    np.testing.assert_allclose(model.predict_proba(as_floats), model.predict_proba(as_bytes), atol=1e-5)
+
+
+def test_transfer_ignores_a_different_dropout(digits, pretrained):
+    model = {**SMALL_CNN, "dropout": 0.3, "pretrained": str(pretrained), "transfer": "feature_extraction"}
+    result = strata.train({"data": {"target": "digit"}, "model": model, "train": {"epochs": 1}, **QUIET},
+                          data=few_high(digits), quiet=True)  # fmt: skip
+    assert result.model.meta["transfer"][0].startswith("starting weights hash ")
+
+
+def test_a_pretrained_model_of_another_type_is_named(digits, pretrained):
+    model = {"type": "resnet", "pretrained": str(pretrained)}
+    with pytest.raises(RecipeError, match=r"is a cnn model; this recipe builds a resnet \(set model.type: cnn\)"):
+        strata.train({"data": {"target": "digit"}, "model": model, "train": {"epochs": 1}, **QUIET},
+                     data=few_high(digits), quiet=True)  # fmt: skip
+
+
+def test_labelled_folders_csvs_and_single_files_are_read_like_training_data(folder, tmp_path, capsys):
+    strata.train(image_recipe(folder, epochs=4), out=tmp_path / "m", quiet=True)
+    model = strata.load(tmp_path / "m")
+    metrics = model.evaluate(folder, bootstrap=0)  # class sub-folders give the labels
+    assert metrics["accuracy"] >= 0.7
+    listing = tmp_path / "lists" / "some.csv"
+    listing.parent.mkdir()
+    pd.DataFrame({"path": [f"../{folder.name}/disc/0.png"], "label": ["disc"]}).to_csv(listing, index=False)
+    (tmp_path / folder.name).symlink_to(folder)
+    frame = model.read(listing)  # paths relative to the CSV, as in training
+    assert frame.attrs["paths"] == ["../train/disc/0.png"] and len(model.predict(listing)) == 1
+    assert len(model.predict(folder / "disc" / "3.png")) == 1
+    code, _, err = run_cli(capsys, "predict", tmp_path / "m", tmp_path / "nowhere")
+    assert code == 1 and "image folder" in err and "not found" in err
+
+
+def test_arrays_refuse_settings_meant_for_image_files(tmp_path):
+    np.savez(tmp_path / "a.npz", x=np.zeros((20, 8, 8), np.uint8), y=np.arange(20) % 2)
+    recipe = {"data": {"images": str(tmp_path / "a.npz"), "image_size": [4, 4]}, "model": SMALL_CNN, **QUIET}
+    with pytest.raises(strata.DataError, match=r"holds arrays, which are used as they are; remove data\.image_size"):
+        strata.train(recipe, quiet=True)
+
+
+def test_a_signal_of_many_columns_is_summarised_in_a_few_lines(capsys):
+    recipe = {"data": {"dataset": "mnist1d", "target": "label"}, "model": {"type": "cnn1d", "channels": [4]},
+              "train": {"epochs": 1}, **QUIET}  # fmt: skip
+    strata.train(recipe)
+    out = capsys.readouterr().out
+    assert "... and 30 more columns (all in the report)" in out and "x20: numeric" not in out

@@ -58,6 +58,8 @@ def data_source(recipe: Recipe, data: Any) -> str:
         return f"file:{Path(data).resolve()}"
     if recipe.data.path:
         return f"file:{Path(recipe.data.path).resolve()}"
+    if recipe.data.images:
+        return f"images:{Path(recipe.data.images).resolve()}"
     return f"dataset:{recipe.data.dataset}" if recipe.data.dataset else "none"
 
 
@@ -110,8 +112,7 @@ def _train(
     frame = load_frame(recipe.data, data)
     prep = workflow.prepare(recipe, frame)
     report.note(f"target {', '.join(recipe.data.targets)}: {prep.task} ({prep.why})")
-    for note in prep.pipeline.notes:
-        report.note(f"  {note}")
+    report.notes(f"  {note}" for note in _shown(prep.pipeline.notes))
     extra = [*callbacks, *([run.epoch_logger()] if run else [])]
     if recipe.track.tensorboard:
         extra.append(_tensorboard(recipe, run))
@@ -145,6 +146,13 @@ def _train(
         report.note(f"run {run.id} logged to {run.store.uri} (experiment '{run.experiment}')")
     history = fitted.trainer.history
     return TrainResult(model, meta["metrics"], history, path, run.id if run else None)
+
+
+def _shown(notes: list[str], most: int = 12) -> list[str]:
+    """How the columns were read, at most `most` lines: a signal of 40 steps is not 40 lines to read."""
+    if len(notes) <= most:
+        return notes
+    return [*notes[: most - 2], f"... and {len(notes) - most + 2} more columns (all in the report)", notes[-1]]
 
 
 def _start_run(recipe: Recipe, source: str, parent: str | None, tags: dict[str, str]) -> TrackedRun:

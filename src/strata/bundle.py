@@ -80,13 +80,16 @@ class TrainedModel:
 
     # ---- predictions
     def read(self, data: Any) -> pd.DataFrame:
-        """`data` as a table for this model: a DataFrame, records, a CSV/Parquet file, or a folder of
-        images (for an image model; the file paths are in `frame.attrs["paths"]`)."""
-        frame = as_frame(data)
+        """`data` as a table for this model: a DataFrame, records, a CSV/Parquet file; for an image
+        model also a folder of images (labelled by their class sub-folders, when they are in some),
+        one image file, or a CSV of `path`[,label] with paths relative to the CSV's folder. The
+        files read are in `frame.attrs["paths"]`."""
         picture = next((c["name"] for c in self.pipeline.columns if c["kind"] == "image"), None)
-        if frame.attrs.get("paths") is not None and picture not in (None, "image"):
-            frame = frame.rename(columns={"image": picture})
-        return frame
+        if picture is None or not isinstance(data, str | Path):
+            return as_frame(data)
+        targets = self.pipeline.target["columns"]
+        frame = _image_source(Path(data), targets[0] if len(targets) == 1 else None, picture)
+        return frame if frame is not None else as_frame(data)
 
     def _predictions(self, frame: pd.DataFrame) -> np.ndarray:
         """Probabilities (N x classes) or scaled regression values (N x targets), float64."""
@@ -254,8 +257,6 @@ def as_frame(data: Any) -> pd.DataFrame:
 
     if isinstance(data, pd.DataFrame):
         return tidy_columns(data, "the DataFrame")
-    if isinstance(data, str | Path) and Path(data).is_dir():
-        return _image_paths(Path(data))
     if isinstance(data, str | Path):
         return tidy_columns(read_table(data), f"data file '{data}'")
     if isinstance(data, dict):
@@ -265,10 +266,39 @@ def as_frame(data: Any) -> pd.DataFrame:
     raise DataError(f"expected a DataFrame, a list of records or a file path, got {type(data).__name__}")
 
 
-def _image_paths(folder: Path) -> pd.DataFrame:
-    """A folder of images (searched recursively; hidden files left out) as a column `image` of paths."""
+def _image_source(path: Path, target: str | None, column: str) -> pd.DataFrame | None:
+    """Image files as a table of paths in `column` (and `target`, from class folders); None when
+    `path` is a table file that already has the column."""
     import pandas as pd
 
+    from strata.data.images import SUFFIXES
+    from strata.data.sources import read_table
+
+    if path.suffix.lower() in SUFFIXES:
+        if not path.is_file():
+            raise DataError(f"image file '{path}' not found")
+        files, root = [path], path.parent
+    elif path.is_dir():
+        files, root = _images_under(path), path
+    elif not path.suffix:
+        raise DataError(f"image folder '{path}' not found")
+    else:
+        table = read_table(path)
+        if column in table.columns or "path" not in table.columns:
+            return None
+        table[column] = [str((path.parent / p).resolve()) if isinstance(p, str) else p for p in table["path"]]
+        table.attrs["paths"] = table["path"].tolist()
+        return table.drop(columns="path")
+    frame = pd.DataFrame({column: [str(p.resolve()) for p in files]})
+    relative = [p.relative_to(root) for p in files]
+    if target and all(len(r.parts) > 1 for r in relative):  # class sub-folders: their names are labels
+        frame[target] = [r.parts[0] for r in relative]
+    frame.attrs["paths"] = [str(r) for r in relative]
+    return frame
+
+
+def _images_under(folder: Path) -> list[Path]:
+    """Image files in a folder, searched recursively, hidden files and folders left out."""
     from strata.data.images import SUFFIXES
 
     def shown(p: Path) -> bool:
@@ -278,9 +308,7 @@ def _image_paths(folder: Path) -> pd.DataFrame:
     files = sorted(p for p in folder.rglob("*") if shown(p))
     if not files:
         raise DataError(f"folder '{folder}' has no images (expected {', '.join(SUFFIXES)} files)")
-    frame = pd.DataFrame({"image": [str(p.resolve()) for p in files]})
-    frame.attrs["paths"] = [str(p.relative_to(folder)) for p in files]
-    return frame
+    return files
 
 
 def load(path: str | Path) -> TrainedModel:

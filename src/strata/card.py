@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from strata.errors import plural
+
 if TYPE_CHECKING:
     from strata.bundle import TrainedModel
 
@@ -59,7 +61,7 @@ def _details(model: TrainedModel, version: dict[str, Any] | None) -> str:
         ["task", model.task],
         ["architecture", _architecture(cfg)],
         ["parameters", f"{meta.get('n_parameters', 0):,}"],
-        ["inputs", f"{len(model.pipeline.columns)} columns"],
+        ["inputs", plural(len(model.pipeline.columns), "column")],
         [
             "outputs",
             ", ".join(map(str, model.classes)) if model.classes else ", ".join(model.pipeline.target["columns"]),

@@ -186,6 +186,11 @@ def _same_data(run_id: str, tags: dict[str, str], data: Any, recipe: Recipe) -> 
     elif source.startswith("dataset:"):
         where = f"bundled dataset '{source[8:]}'"
         frame = load_dataset(source[8:])
+    elif source.startswith("images:"):
+        from strata.data.sources import image_frame
+
+        where = f"images '{source[7:]}'"
+        frame = image_frame(recipe.data.model_copy(update={"images": source[7:]}))
     else:
         raise DataError(f"run {run_id[:12]} was trained on an in-memory DataFrame; pass the same data with --data FILE")
     frame = tidy_columns(frame, where)

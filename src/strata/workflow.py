@@ -150,10 +150,16 @@ def build(recipe: Recipe, prep: Prepared) -> Built:
 def _transfer(recipe: Recipe, prep: Prepared, built: Built) -> None:
     """Start from model.pretrained's weights; freeze or scale the backbone as model.transfer says."""
     from strata.api import load
+    from strata.fingerprint import weights_hash
     from strata.models import transfer
 
     cfg, network = recipe.model, built.network
     source = load(cfg.pretrained)
+    if source.recipe.model.type != cfg.type:
+        raise RecipeError(f"model.pretrained: '{cfg.pretrained}' is a {source.recipe.model.type} model; "
+                          f"this recipe builds a {cfg.type} (set model.type: {source.recipe.model.type})")  # fmt: skip
+    built.notes.append(f"starting weights hash {weights_hash(source.network.state_dict())}"
+                       + (f" (run {source.meta['run']['id'][:12]})" if source.meta.get("run") else ""))  # fmt: skip
     same = source.task == prep.task and source.pipeline.target.get("classes") == prep.pipeline.target.get("classes")
     built.notes += transfer.copy_weights(network, source, cfg.pretrained, same)
     if (cfg.transfer or "fine_tune") == "feature_extraction":

@@ -125,6 +125,9 @@ def image_frame(cfg: DataConfig) -> pd.DataFrame:
     source = Path(cfg.images)
     size = tuple(cfg.image_size) if cfg.image_size else None
     if source.suffix.lower() in (".npy", ".npz"):
+        if cfg.image_size or cfg.color != "auto":
+            raise DataError(f"data.images: '{source}' holds arrays, which are used as they are; "
+                            "remove data.image_size and data.color (they apply to image files)")  # fmt: skip
         table = images.read_arrays(source)
     elif source.suffix.lower() in (".csv", ".tsv", ".txt"):
         table = images.read_image_csv(source, size=size, mode=cfg.color, on_error=cfg.on_error)

@@ -38,11 +38,13 @@ def width(state: dict[str, Any]) -> int:
 
 
 def transform(column: pd.Series, state: dict[str, Any]) -> np.ndarray:
-    from strata.data.images import to_tensor
+    from strata.data.images import pixel_scale, to_tensor
 
     pixels = _pixels(column, state)
     stats = {"mean": state["mean"], "std": state["std"]}
-    return to_tensor(pixels, stats, state["scale"]).numpy()
+    # The scale of these pictures, not the training ones': 8-bit files and floats in [0, 1] both work.
+    scale = pixel_scale(pixels) if len(pixels) else state["scale"]
+    return to_tensor(pixels, stats, scale).numpy()
 
 
 def describe(state: dict[str, Any]) -> str:

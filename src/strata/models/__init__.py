@@ -35,14 +35,14 @@ def _network(cfg: ModelConfig, pipeline: Pipeline, out_features: int) -> nn.Modu
         from strata.models.mlp import TabularMLP
 
         return TabularMLP(pipeline.numeric_width, pipeline.embeddings, out_features, cfg)
-    if cfg.type == "cnn1d":
-        from strata.models.conv import SignalFromColumns
+    try:  # ValueError: e.g. more pooling stages than the picture or signal has steps for
+        if cfg.type == "cnn1d":
+            from strata.models.conv import SignalFromColumns
 
-        return SignalFromColumns(build_conv(cfg, (1, pipeline.numeric_width), out_features))
-    state = _image_column(pipeline)["state"]
-    try:
+            return SignalFromColumns(build_conv(cfg, (1, pipeline.numeric_width), out_features))
+        state = _image_column(pipeline)["state"]
         return build_conv(cfg, (state["channels"], *state["size"]), out_features)
-    except ValueError as err:  # e.g. more pooling stages than the picture has pixels for
+    except ValueError as err:
         raise RecipeError(str(err)) from None
 
 
@@ -60,8 +60,9 @@ def check_inputs(cfg: ModelConfig, pipeline: Pipeline) -> None:
                              "use mlp for tables or cnn1d for signals"))  # fmt: skip
     if cfg.type == "cnn1d" and kinds - {"numeric"}:
         odd = next(c for c in pipeline.columns if c["kind"] != "numeric")
+        instead = "use cnn or resnet for images" if odd["kind"] == "image" else "drop it, or use mlp"
         raise RecipeError(f"model.type: cnn1d reads numeric columns as one signal, in column order; column "
-                          f"'{odd['name']}' is {odd['kind']} (drop it, or use mlp)")  # fmt: skip
+                          f"'{odd['name']}' is {odd['kind']} ({instead})")  # fmt: skip
 
 
 def _image_column(pipeline: Pipeline) -> dict:

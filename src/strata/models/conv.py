@@ -141,7 +141,9 @@ def conv_stack(in_channels: int, cfg: ConvConfig | Conv1dConfig, dims: int) -> n
 
 def _dense_hidden(width: int, cfg: ConvConfig | Conv1dConfig) -> tuple[nn.Sequential, int]:
     """Dropout, then the dense blocks of `cfg.hidden`; returns them and the width they end at."""
-    layers: list[nn.Module] = [nn.Dropout(cfg.dropout)] if cfg.dropout else []
+    # Always a module at index 0 (Dropout, or Identity without dropout): the dense layers keep their
+    # names whatever the dropout, so a pretrained model with another dropout still fits layer by layer.
+    layers: list[nn.Module] = [nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity()]
     for size in cfg.hidden:
         layers.append(dense_block(width, size, cfg.activation, cfg.norm, cfg.dropout))
         width = size
