@@ -39,11 +39,8 @@ def config(optimizer: str = "adam", lr: float = 1e-3) -> TrainConfig:
     return TrainConfig(batch_size=32, optimizer={"name": optimizer, "lr": lr})
 
 
-def test(model: torch.nn.Module, data: TensorSet, cfg: TrainConfig, seeds: Seeds, **kw: float) -> RangeTest:
+def run_range_test(model: torch.nn.Module, data: TensorSet, cfg: TrainConfig, seeds: Seeds, **kw: float) -> RangeTest:
     return range_test(model, torch.nn.CrossEntropyLoss(), data, cfg, seeds, **kw)
-
-
-test.__test__ = False  # a helper, not a test
 
 
 def loss_after_training(model: torch.nn.Module, data: TensorSet, cfg: TrainConfig, seed: int, lr: float) -> float:
@@ -68,7 +65,7 @@ def loss_after_training(model: torch.nn.Module, data: TensorSet, cfg: TrainConfi
 @pytest.mark.parametrize("seed", [0, 5, 10, 12])
 def test_suggestion_is_within_ten_times_the_best_fixed_learning_rate(optimizer, seed):
     data, model, cfg, seeds = problem(seed), network(seed), config(optimizer), Seeds(seed, seed + 1, seed + 2)
-    found = test(copy.deepcopy(model), data, cfg, seeds)  # the defaults: 1e-7 to 10 in 100 steps
+    found = run_range_test(copy.deepcopy(model), data, cfg, seeds)  # the defaults: 1e-7 to 10 in 100 steps
     final = [loss_after_training(model, data, cfg, seed, lr) for lr in SWEEP]
     best = SWEEP[int(np.argmin(final))]
     assert min(final) < 0.8 * final[0]  # the sweep does find rates that learn
@@ -105,14 +102,14 @@ def test_no_suggestion_from_too_few_points_or_a_loss_that_never_falls():
 
 
 def test_the_range_tests_suggestion_is_that_of_its_curve():
-    found = test(network(), problem(), config(), Seeds(0, 1, 2))
+    found = run_range_test(network(), problem(), config(), Seeds(0, 1, 2))
     assert found.suggestion == suggest(found.lrs, found.losses)
 
 
 # ---------------------------------------------------------------------------------- the sweep
 def test_learning_rates_grow_geometrically_from_start_to_end():
     # 50 steps of 16 batches an epoch: the test runs on into further epochs
-    found = test(network(), problem(), config(), Seeds(0, 1, 2), start=1e-6, end=1e-2, steps=50)
+    found = run_range_test(network(), problem(), config(), Seeds(0, 1, 2), start=1e-6, end=1e-2, steps=50)
     assert len(found.lrs) == len(found.losses) == 50
     assert found.lrs[0] == pytest.approx(1e-6)
     assert found.lrs[-1] == pytest.approx(1e-2)
@@ -122,7 +119,7 @@ def test_learning_rates_grow_geometrically_from_start_to_end():
 
 
 def test_the_range_test_stops_once_the_loss_diverges():
-    found = test(network(), problem(), config("sgd"), Seeds(0, 1, 2), start=1e-4, end=1e8, steps=200)
+    found = run_range_test(network(), problem(), config("sgd"), Seeds(0, 1, 2), start=1e-4, end=1e8, steps=200)
     assert 10 < len(found.losses) < 200
     assert len(found.lrs) == len(found.losses)
     assert all(math.isfinite(v) for v in found.losses)
@@ -132,27 +129,29 @@ def test_the_range_test_stops_once_the_loss_diverges():
 
 def test_the_range_test_is_reproducible():
     data, cfg = problem(), config()
-    first = test(network(), data, cfg, Seeds(0, 1, 2))
-    again = test(network(), data, cfg, Seeds(0, 1, 2))
+    first = run_range_test(network(), data, cfg, Seeds(0, 1, 2))
+    again = run_range_test(network(), data, cfg, Seeds(0, 1, 2))
     assert first == again
-    other_order = test(network(), data, cfg, Seeds(7, 1, 2))  # another batch order
+    other_order = run_range_test(network(), data, cfg, Seeds(7, 1, 2))  # another batch order
     assert other_order.losses != first.losses
 
 
 def test_the_range_test_ignores_the_configured_learning_rate():
     data, seeds = problem(), Seeds(0, 1, 2)
-    assert test(network(), data, config(lr=1e-3), seeds) == test(network(), data, config(lr=0.5), seeds)
+    assert run_range_test(network(), data, config(lr=1e-3), seeds) == run_range_test(
+        network(), data, config(lr=0.5), seeds
+    )
 
 
 def test_the_model_is_trained_in_place():
     data, cfg, seeds = problem(), config(), Seeds(0, 1, 2)
     model, untouched = network(), network()
-    first = test(model, data, cfg, seeds, end=1e-1)
+    first = run_range_test(model, data, cfg, seeds, end=1e-1)
     changed = [not torch.equal(a, b) for a, b in zip(model.parameters(), untouched.parameters(), strict=True)]
     assert all(changed)
     # so a second test on the same model starts elsewhere: pass a fresh model each time
-    assert test(model, data, cfg, seeds, end=1e-1).losses[0] < first.losses[0]
-    assert test(untouched, data, cfg, seeds, end=1e-1) == first
+    assert run_range_test(model, data, cfg, seeds, end=1e-1).losses[0] < first.losses[0]
+    assert run_range_test(untouched, data, cfg, seeds, end=1e-1) == first
 
 
 def test_the_range_test_leaves_the_global_random_state_alone():
@@ -160,11 +159,11 @@ def test_the_range_test_leaves_the_global_random_state_alone():
     before = torch.random.get_rng_state()
     model = network()
     model.body.append(torch.nn.Dropout(0.5))  # draws random numbers while training
-    test(model, problem(), config(), Seeds(0, 1, 2), steps=20)
+    run_range_test(model, problem(), config(), Seeds(0, 1, 2), steps=20)
     assert torch.equal(torch.random.get_rng_state(), before)
 
 
 @pytest.mark.parametrize(("start", "end"), [(1e-2, 1e-3), (1e-3, 1e-3), (0.0, 1.0), (-1.0, 1.0)])
 def test_a_range_that_does_not_grow_is_refused(start, end):
     with pytest.raises(ValueError, match="0 < start < end"):
-        test(network(), problem(), config(), Seeds(0, 1, 2), start=start, end=end)
+        run_range_test(network(), problem(), config(), Seeds(0, 1, 2), start=start, end=end)
