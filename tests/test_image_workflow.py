@@ -346,3 +346,16 @@ def test_a_signal_of_many_columns_is_summarised_in_a_few_lines(capsys):
     strata.train(recipe)
     out = capsys.readouterr().out
     assert "... and 30 more columns (all in the report)" in out and "x20: numeric" not in out
+
+
+def test_an_image_model_registers_quietly_and_loads_back(folder, store_uri, capfd):
+    from strata.track.registry import register
+
+    recipe = image_recipe(folder, epochs=1)
+    recipe["track"] = {"uri": store_uri, "experiment": "images-register"}
+    result = strata.train(recipe, quiet=True)
+    capfd.readouterr()
+    entry = register(result.run_id, "shapes", store_uri)
+    assert "signature" not in capfd.readouterr().err  # no signature for pictures, and no warning about it
+    loaded = strata.load(f"models:/shapes/{entry.version}", tracking_uri=store_uri)
+    np.testing.assert_array_equal(loaded.predict(folder / "disc"), result.model.predict(folder / "disc"))

@@ -132,7 +132,9 @@ def _log_pyfunc(store: Store, run_id: str, artifact_uri: str, bundle: Path, fold
 
     local = bundle.parent / "pyfunc"
     signature, example = _signature(bundle)
-    with _explained("cannot write the MLflow model"), _quiet("mlflow.pyfunc", "mlflow.models"):
+    # Without a signature (image models), MLflow warns that it cannot infer one: expected, so quiet.
+    level = logging.ERROR if signature is None else logging.WARNING
+    with _explained("cannot write the MLflow model"), _quiet("mlflow.pyfunc", "mlflow.models", level=level):
         mlflow.pyfunc.save_model(
             path=str(local), python_model=str(PYFUNC_CODE), artifacts={"bundle": str(bundle)},
             pip_requirements=[f"strata=={__version__}"], signature=signature, input_example=example,
@@ -152,11 +154,11 @@ def _log_card(store: Store, run_id: str, folder: str, page: str, tmp: Path) -> N
 
 
 @contextlib.contextmanager
-def _quiet(*loggers: str) -> Iterator[None]:
+def _quiet(*loggers: str, level: int = logging.WARNING) -> Iterator[None]:
     """MLflow narrates model saving at INFO level; keep the command's output to what it did."""
     levels = {name: logging.getLogger(name).level for name in loggers}
     for name in loggers:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(level)
     try:
         yield
     finally:
