@@ -359,3 +359,21 @@ def test_an_image_model_registers_quietly_and_loads_back(folder, store_uri, capf
     assert "signature" not in capfd.readouterr().err  # no signature for pictures, and no warning about it
     loaded = strata.load(f"models:/shapes/{entry.version}", tracking_uri=store_uri)
     np.testing.assert_array_equal(loaded.predict(folder / "disc"), result.model.predict(folder / "disc"))
+
+
+def test_a_folder_too_large_to_decode_streams_and_trains_like_one_in_memory(folder, monkeypatch, tmp_path):
+    from strata.data import images
+
+    recipe = image_recipe(folder, epochs=3, augment=["flip"])
+    in_memory = strata.train(recipe, quiet=True)
+    monkeypatch.setattr(images, "STREAM_BYTES", 0)  # every folder counts as too large now
+    streamed = strata.train(recipe, out=tmp_path / "m", quiet=True)
+    assert streamed.model.pipeline.columns[0]["state"]["size"] == [16, 16]
+    assert streamed.model.meta["rows"] == in_memory.model.meta["rows"]  # the same split
+    stats = [in_memory.model.pipeline.columns[0]["state"], streamed.model.pipeline.columns[0]["state"]]
+    np.testing.assert_allclose(stats[0]["mean"], stats[1]["mean"], rtol=1e-6)
+    # the same batches in the same order, decoded the same way: the same model, up to float rounding
+    np.testing.assert_allclose(streamed.history[-1]["train_loss"], in_memory.history[-1]["train_loss"], rtol=1e-4)
+    assert streamed.metrics["test"]["accuracy"] == in_memory.metrics["test"]["accuracy"]
+    assert streamed.model.meta["fingerprint"]["data"] != in_memory.model.meta["fingerprint"]["data"]  # file bytes
+    assert (strata.load(tmp_path / "m").predict(folder / "disc") == streamed.model.predict(folder / "disc")).all()

@@ -57,7 +57,7 @@ def prepare(recipe: Recipe, frame: pd.DataFrame) -> Prepared:
     """Split the table and fit the feature pipeline on the training rows only."""
     import torch
 
-    from strata.data.batches import TensorSet
+    from strata.data.batches import StreamSet, TensorSet
     from strata.data.sources import frame_hash
     from strata.data.split import holdout
     from strata.features import target
@@ -82,8 +82,13 @@ def prepare(recipe: Recipe, frame: pd.DataFrame) -> Prepared:
     sets = {}
     for part, rows in split._asdict().items():
         rows_frame = frame.iloc[rows]
-        inputs = as_tensors(transform_quietly(pipeline, rows_frame))
-        sets[part] = TensorSet(inputs, torch.from_numpy(pipeline.encode_target(rows_frame)))
+        target_rows = torch.from_numpy(pipeline.encode_target(rows_frame))
+        if frame.attrs.get("streamed"):  # image files read batch by batch, never all at once
+            picture = next(c for c in pipeline.columns if c["kind"] == "image")
+            paths = rows_frame[picture["name"]].tolist()
+            sets[part] = StreamSet(paths, target_rows, picture["state"], "image")
+            continue
+        sets[part] = TensorSet(as_tensors(transform_quietly(pipeline, rows_frame)), target_rows)
     return Prepared(task, why, pipeline, split, sets, frame_hash(frame))
 
 
@@ -211,7 +216,7 @@ def _augmenter(recipe: Recipe, prep: Prepared) -> Augment | None:
         return None
     from strata.data.augment import Augmenter
 
-    slots = list(prep.sets["train"].inputs)
+    slots = prep.sets["train"].slots
     key = "image" if "image" in slots else "numeric"
     signal = recipe.model.type == "cnn1d"
     if key not in slots:
@@ -251,7 +256,7 @@ def predictions(fitted: Fitted, data: TensorSet) -> np.ndarray:
     """Probabilities (N x classes) or scaled values (N x targets), as float64."""
     from strata.models.heads import to_predictions
 
-    return to_predictions(fitted.head, fitted.trainer.predict(data.inputs)).numpy().astype(np.float64)
+    return to_predictions(fitted.head, fitted.trainer.outputs(data)).numpy().astype(np.float64)
 
 
 def held_out_metrics(fitted: Fitted, prep: Prepared) -> dict[str, dict[str, Any]]:

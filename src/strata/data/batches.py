@@ -29,9 +29,78 @@ class TensorSet:
     def n_batches(self, size: int) -> int:
         return -(-self._end(size) // size)
 
+    @property
+    def slots(self) -> list[str]:
+        return list(self.inputs)
+
     def batches(self, size: int, generator: torch.Generator) -> Iterator[Batch]:
         """Shuffled batches for one epoch."""
-        order = torch.randperm(len(self), generator=generator)
-        for start in range(0, self._end(size), size):
-            idx = order[start : start + size]
+        for idx in epoch_order(len(self), self._end(size), size, generator):
             yield {name: x[idx] for name, x in self.inputs.items()}, self.target[idx]
+
+    def chunks(self, size: int) -> Iterator[dict[str, torch.Tensor]]:
+        """The inputs in row order, `size` rows at a time (for predictions)."""
+        for start in range(0, len(self), size):
+            yield {name: x[start : start + size] for name, x in self.inputs.items()}
+
+
+def epoch_order(n: int, end: int, size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """One epoch's batches of row indices: a seeded permutation, cut every `size` rows up to `end`."""
+    order = torch.randperm(n, generator=generator)
+    return [order[start : start + size] for start in range(0, end, size)]
+
+
+class StreamSet:
+    """Image files too many to hold decoded, with the TensorSet interface: each batch is decoded and
+    normalised when it is needed, by DataLoader workers, in the same seeded order a TensorSet uses
+    (so a streamed run trains like an in-memory one)."""
+
+    def __init__(self, paths: list[str], target: torch.Tensor, state: dict, name: str, workers: int | None = None):
+        import os
+
+        self.paths, self.target, self.state, self.name = paths, target, state, name
+        self.workers = min(4, max(0, (os.cpu_count() or 1) - 1)) if workers is None else workers
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    _end = TensorSet._end
+    n_batches = TensorSet.n_batches
+
+    @property
+    def slots(self) -> list[str]:
+        return [self.name]
+
+    def _load(self, index_lists: list) -> Iterator[torch.Tensor]:
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(_Decoded(self.paths, self.state), batch_sampler=[i.tolist() for i in index_lists],
+                            num_workers=self.workers)  # fmt: skip
+        yield from loader
+
+    def batches(self, size: int, generator: torch.Generator) -> Iterator[Batch]:
+        order = epoch_order(len(self), self._end(size), size, generator)
+        for idx, x in zip(order, self._load(order), strict=True):
+            yield {self.name: x}, self.target[idx]
+
+    def chunks(self, size: int) -> Iterator[dict[str, torch.Tensor]]:
+        order = [torch.arange(s, min(s + size, len(self))) for s in range(0, len(self), size)]
+        for x in self._load(order):
+            yield {self.name: x}
+
+
+class _Decoded:
+    """Map-style dataset: row i's image file, decoded and normalised as the pipeline does."""
+
+    def __init__(self, paths: list[str], state: dict):
+        self.paths, self.state = paths, state
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        import pandas as pd
+
+        from strata.features import image
+
+        return torch.from_numpy(image.transform(pd.Series([self.paths[i]], name="image"), self.state)[0])

@@ -105,6 +105,9 @@ def frame_hash(frame: pd.DataFrame) -> str:
     digest = hashlib.sha256()
     digest.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
     pictures = [c for c in frame.columns if len(frame) and isinstance(frame[c].iloc[0], np.ndarray)]
+    if frame.attrs.get("streamed"):  # image files read batch by batch: their bytes are the content
+        for path in frame["image"]:
+            digest.update(Path(path).read_bytes())
     plain = frame.drop(columns=pictures)
     if len(plain.columns):
         digest.update(pd.util.hash_pandas_object(plain, index=False).to_numpy().tobytes())
@@ -130,9 +133,11 @@ def image_frame(cfg: DataConfig) -> pd.DataFrame:
                             "remove data.image_size and data.color (they apply to image files)")  # fmt: skip
         table = images.read_arrays(source)
     elif source.suffix.lower() in (".csv", ".tsv", ".txt"):
-        table = images.read_image_csv(source, size=size, mode=cfg.color, on_error=cfg.on_error)
+        table = images.read_image_csv(source, size=size, mode=cfg.color, on_error=cfg.on_error,
+                                      stream_bytes=images.STREAM_BYTES)  # fmt: skip
     else:
-        table = images.read_image_folder(source, size=size, mode=cfg.color, on_error=cfg.on_error)
+        table = images.read_image_folder(source, size=size, mode=cfg.color, on_error=cfg.on_error,
+                                         stream_bytes=images.STREAM_BYTES)  # fmt: skip
     if table.skipped:
         path, reason = table.skipped[0]
         warnings.warn(f"data.images: skipped {plural(len(table.skipped), 'unreadable image')} "
@@ -144,19 +149,12 @@ def table_frame(table: Any, source: str) -> pd.DataFrame:
     """An ImageTable as a table of `image` (pixels per row), `label` (when labelled) and `path`."""
     import pandas as pd
 
-    if table.streamed:
-        raise DataError(
-            f"data.images: '{source}' decodes to more than {images_limit()} of pixels; training streams only "
-            "tables that fit in memory so far: set a smaller data.image_size or use fewer images"
-        )
-    frame = pd.DataFrame({"image": list(table.pixels)})
+    if table.streamed:  # too large to decode up front: the column holds file paths, read batch by batch
+        frame = pd.DataFrame({"image": [str(Path(table.root) / p) for p in table.paths]})
+        frame.attrs["streamed"] = {"size": list(table.size), "channels": table.channels}
+    else:
+        frame = pd.DataFrame({"image": list(table.pixels)})
     if table.labels is not None:
         frame["label"] = table.labels
     frame.attrs["paths"] = list(table.paths)  # for predictions on a folder: which file each row is
     return frame
-
-
-def images_limit() -> str:
-    from strata.data.images import STREAM_BYTES
-
-    return f"{STREAM_BYTES / 1024**3:g} GiB"

@@ -110,6 +110,8 @@ def infer_kind(column: pd.Series) -> tuple[str | None, str]:
     """(kind, reason); kind None means the column is skipped (reason says why)."""
     if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
         return None, "dates or durations, which are not encoded yet"
+    if column.attrs.get("streamed") and column.name == "image":
+        return "image", "image files, read batch by batch"
     if len(column) and isinstance(column.iloc[0], np.ndarray):
         return "image", f"pictures of {'x'.join(map(str, column.iloc[0].shape))} pixels"
     values = column.dropna()

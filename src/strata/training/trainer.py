@@ -132,8 +132,13 @@ class Trainer:
         """Raw network outputs for all rows, in eval mode."""
         return run(self.model, inputs, out_size=0)
 
+    def outputs(self, data: TensorSet, chunk: int = 8192) -> torch.Tensor:
+        """Raw outputs for every row of a set (in memory or streamed), `chunk` rows at a time."""
+        parts = [self.predict(inputs) for inputs in data.chunks(chunk)]
+        return torch.cat(parts) if parts else torch.empty(0, 0)
+
     def evaluate(self, data: TensorSet) -> dict[str, float]:
-        outputs = self.predict(data.inputs)
+        outputs = self.outputs(data)
         with torch.inference_mode():
             metrics = {"loss": float(self.loss(outputs, data.target))}
             if self.score is not None:
