@@ -348,7 +348,7 @@ def test_a_signal_of_many_columns_is_summarised_in_a_few_lines(capsys):
     assert "... and 30 more columns (all in the report)" in out and "x20: numeric" not in out
 
 
-def test_an_image_model_registers_quietly_and_loads_back(folder, store_uri, capfd):
+def test_an_image_model_registers_quietly_and_loads_back(folder, store_uri, capfd, monkeypatch):
     from strata.track.registry import register
 
     recipe = image_recipe(folder, epochs=1)
@@ -359,6 +359,13 @@ def test_an_image_model_registers_quietly_and_loads_back(folder, store_uri, capf
     assert "signature" not in capfd.readouterr().err  # no signature for pictures, and no warning about it
     loaded = strata.load(f"models:/shapes/{entry.version}", tracking_uri=store_uri)
     np.testing.assert_array_equal(loaded.predict(folder / "disc"), result.model.predict(folder / "disc"))
+    # a registered model is a starting point for transfer learning too
+    monkeypatch.setenv("STRATA_TRACKING_URI", store_uri)
+    model = {**SMALL_CNN, "pretrained": f"models:/shapes/{entry.version}", "transfer": "feature_extraction"}
+    again = strata.train({**image_recipe(folder, epochs=1), "model": model}, quiet=True)
+    source = loaded.network.state_dict()
+    assert all(torch.equal(again.model.network.state_dict()[k], v) for k, v in source.items() if k.startswith("body."))
+    assert f"weights from 'models:/shapes/{entry.version}'" in again.model.meta["transfer"][1]
 
 
 def test_a_folder_too_large_to_decode_streams_and_trains_like_one_in_memory(folder, monkeypatch, tmp_path):
