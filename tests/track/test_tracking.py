@@ -180,3 +180,13 @@ def test_closing_a_run_keeps_mlflow_from_printing_links(monkeypatch):
     monkeypatch.setenv(LINKS_ENV, "false")  # a user's own choice stands
     run.finish()
     assert seen[-1] == "false"
+
+
+def test_opening_a_store_prints_no_warnings_of_mlflows_own(tmp_path):
+    import subprocess
+    import sys
+
+    code = f"from strata.track.store import Store; Store.open('sqlite:///{tmp_path}/m.db')"
+    done = subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr, done.stderr

@@ -8,6 +8,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +50,9 @@ class Store:
                 logger.setLevel(logging.WARNING)
         from mlflow import MlflowClient
 
-        with _explained(f"cannot open the tracking store '{self.uri}'"):
+        # MLflow's SQLAlchemy mappers warn of their own deprecations on first use: not the user's to act on.
+        with _explained(f"cannot open the tracking store '{self.uri}'"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             self.client: MlflowClient = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
             self.client.search_experiments(max_results=1)  # touches the store: fails here, not mid-run
 
