@@ -209,6 +209,7 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing recipe file.")] = False,
 ) -> None:
     """Write a starter recipe for a data file, with its inferred column types."""
+    from strata._files import write_atomically
     from strata.data.sources import read_table
     from strata.errors import StrataError
     from strata.starter import starter_recipe
@@ -219,15 +220,7 @@ def init(
         raise StrataError(f"--out '{out}' is a folder; give a recipe file name")
     if out.exists() and not force:
         raise StrataError(f"'{out}' already exists; pass --force to overwrite it or --out to choose another name")
-    text = starter_recipe(frame, data, target, recipe_path=out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text)
-        os.replace(tmp, out)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise StrataError(f"cannot write '{out}': {err.strerror or err}") from None
+    write_atomically(out, starter_recipe(frame, data, target, recipe_path=out))
     typer.echo(f"wrote {out}; train it with: strata train {out}")
 
 
@@ -256,13 +249,14 @@ def lr_find(
     steps: Annotated[int, typer.Option(help="Batches (one learning rate each).")] = 100,
 ) -> None:
     """Learning-rate range test: train briefly while the rate grows; suggest where the loss falls fastest."""
+    from strata._files import write_atomically
     from strata.api import lr_find as range_test
     from strata.evaluation.plots import lr_range
     from strata.recipe import Recipe
 
     spec = Recipe.from_yaml(recipe, overrides or [])
     found = range_test(spec, start=start, end=end, steps=steps)
-    _write_bytes(out, lr_range(found.lrs, found.losses, found.suggestion))
+    write_atomically(out, lr_range(found.lrs, found.losses, found.suggestion))
     ended = " (stopped early: the loss diverged)" if len(found.lrs) < steps else ""
     typer.echo(f"range test: {len(found.lrs)} batches from lr {start:g} to {found.lrs[-1]:g}{ended}; plot in {out}")
     if found.suggestion is None:
@@ -278,12 +272,6 @@ def lr_find(
         typer.echo(f"wrote train.optimizer.lr: {found.suggestion:.3g} into {recipe}")
     else:
         typer.echo("--apply writes it into the recipe")
-
-
-def _write_bytes(out: Path, content: bytes) -> None:
-    from strata.evaluation.report import write_atomically
-
-    write_atomically(out, content)
 
 
 runs_app = typer.Typer(help="Look at tracked runs.", no_args_is_help=True, rich_markup_mode=None)

@@ -183,6 +183,7 @@ def write(source: str | Path, out: str | Path = "report.html", tracking_uri: str
     import os
     import tempfile
 
+    from strata._files import write_atomically
     from strata.bundle import load
 
     out = Path(out)
@@ -200,24 +201,5 @@ def write(source: str | Path, out: str | Path = "report.html", tracking_uri: str
             run = store.run(str(source))
             folder = store.download(run.info.run_id, "bundle", Path(tmp))
         page = render(load(folder), folder)
-        write_atomically(out, page.encode())
+        write_atomically(out, page)
     return out
-
-
-def write_atomically(out: Path, content: bytes) -> None:
-    """Write `out` in one step (a reader never sees half a file); a path that cannot be written is a
-    one-line error naming it."""
-    import contextlib
-    import os
-
-    if out.is_dir():
-        raise StrataError(f"--out '{out}' is a folder; give a file name")
-    partial = out.with_name(f".{out.name}.partial")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(content)
-        os.replace(partial, out)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        raise StrataError(f"cannot write '{out}': {err.strerror or err}") from None
