@@ -14,7 +14,7 @@ ImageFolderDataset and `loader`.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -215,9 +215,15 @@ def fit_channel_stats(
     rows = _positions(rows, len(pixels))
     if not len(rows):
         raise DataError("no training rows to fit the image channel statistics on")
+    return channel_stats(chunk for _, chunk in _chunks(pixels, rows, scale))
+
+
+def channel_stats(chunks: Iterable[np.ndarray]) -> dict[str, list[float]]:
+    """Mean and population standard deviation per channel of (k, H, W, C) chunks on the [0, 1] scale,
+    summed in float64 one chunk at a time (so any number of pictures fits in memory)."""
     total = total_sq = 0.0
     count = 0
-    for _, chunk in _chunks(pixels, rows, scale):
+    for chunk in chunks:
         flat = chunk.reshape(-1, chunk.shape[-1]).astype(np.float64)
         total, total_sq = total + flat.sum(0), total_sq + np.square(flat).sum(0)
         count += len(flat)

@@ -34,17 +34,15 @@ def fit(column: pd.Series, options: dict[str, Any]) -> dict[str, Any]:
 
 def _fit_streamed(column: pd.Series, shape: dict[str, Any]) -> dict[str, Any]:
     """The statistics of image files too many to hold decoded: read STREAM_CHUNK at a time."""
+    from strata.data.images import channel_stats
+
     state = {"size": shape["size"], "channels": shape["channels"], "scale": 255.0}
     paths = column.tolist()
-    total = total_sq = 0.0
-    count = 0
-    for start in range(0, len(paths), STREAM_CHUNK):
-        pixels = np.stack(_decode_paths(column.name, paths[start : start + STREAM_CHUNK], state))
-        flat = pixels.reshape(-1, pixels.shape[-1]).astype(np.float64) / 255
-        total, total_sq, count = total + flat.sum(0), total_sq + np.square(flat).sum(0), count + len(flat)
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
-    return {**state, "mean": [float(m) for m in mean], "std": [float(s) if s > 1e-6 else 1.0 for s in std]}
+    chunks = (
+        np.stack(_decode_paths(column.name, paths[start : start + STREAM_CHUNK], state)).astype(np.float32) / 255
+        for start in range(0, len(paths), STREAM_CHUNK)
+    )
+    return {**state, **channel_stats(chunks)}
 
 
 def slot(state: dict[str, Any]) -> str:
