@@ -45,9 +45,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from overhead import (  # the measurement machinery is shared with the MLP benchmark
+from overhead import (  # the measurement machinery and the floor loop are shared with the MLP benchmark
+    accuracy,
     busy_cpu_seconds,
     disturbed,
+    hand_written_loop,
     machine_line,
     median_of,
     others_share,
@@ -106,35 +108,13 @@ def n_params(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def accuracy(outputs: Any, yte: Any) -> float:
-    return float((outputs.argmax(1).numpy() == yte).mean())
-
-
 # ---------------------------------------------------------------------- tools
 def run_floor(data: tuple, epochs: int) -> tuple[list[float], float, dict[str, Any]]:
     """The floor of peers.py, line for line, so its figures compare with the harness's."""
-    import torch
 
-    Xtr, ytr, Xte, yte = data
-    model, X, y = floor_model(), torch.from_numpy(Xtr), torch.from_numpy(ytr).long()
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    lossf = torch.nn.CrossEntropyLoss()
-    g = torch.Generator().manual_seed(0)
-    times = []
-    for _ in range(epochs):
-        t = time.perf_counter()
-        model.train()
-        perm = torch.randperm(len(X), generator=g)
-        for i in range(0, len(X), BATCH):
-            idx = perm[i : i + BATCH]
-            opt.zero_grad(set_to_none=True)
-            lossf(model(X[idx]), y[idx]).backward()
-            opt.step()
-        times.append(time.perf_counter() - t)
-    model.eval()
-    with torch.no_grad():
-        acc = accuracy(model(torch.from_numpy(Xte)), yte)
-    return times, acc, {"params": n_params(model), "train_rows": len(X)}
+    model = floor_model()
+    times, acc = hand_written_loop(model, data, epochs, BATCH, LR)
+    return times, acc, {"params": n_params(model), "train_rows": len(data[0])}
 
 
 def run_trainer(data: tuple, epochs: int) -> tuple[list[float], float, dict[str, Any]]:
