@@ -99,6 +99,7 @@ class Fitted:
     head: Head
     loss: str  # the loss name, `auto` resolved
     notes: list[str] = field(default_factory=list)  # how the network started (transfer learning)
+    seen: dict[int, tuple[Any, np.ndarray]] = field(default_factory=dict)  # predictions by set, made once
 
 
 def _callbacks(recipe: Recipe, prep: Prepared, quiet: bool) -> list[Callback]:
@@ -253,10 +254,15 @@ def _diverged(recipe: Recipe, trainer: Trainer) -> bool:
 
 # ------------------------------------------------------------------------------------- measure
 def predictions(fitted: Fitted, data: TensorSet) -> np.ndarray:
-    """Probabilities (N x classes) or scaled values (N x targets), as float64."""
+    """Probabilities (N x classes) or scaled values (N x targets), as float64. Metrics, intervals,
+    plots and slices all read the test part: it is run through the network (for a streamed set,
+    its files decoded) once, after training."""
     from strata.models.heads import to_predictions
 
-    return to_predictions(fitted.head, fitted.trainer.outputs(data)).numpy().astype(np.float64)
+    if id(data) not in fitted.seen:  # the set is kept beside its predictions, so its id stays its own
+        outputs = to_predictions(fitted.head, fitted.trainer.outputs(data)).numpy().astype(np.float64)
+        fitted.seen[id(data)] = (data, outputs)
+    return fitted.seen[id(data)][1]
 
 
 def held_out_metrics(fitted: Fitted, prep: Prepared) -> dict[str, dict[str, Any]]:
