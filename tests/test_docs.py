@@ -8,7 +8,18 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["strata", "strata.recipe", "strata.api", "strata.sklearn"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "strata",
+        "strata.recipe",
+        "strata.api",
+        "strata.sklearn",
+        "strata.models.sequence",
+        "strata.data.forecast_spec",
+        "strata.data.text_data",
+    ],
+)
 def test_docstring_examples_run(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, report=True, verbose=False)

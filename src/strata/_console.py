@@ -48,6 +48,9 @@ class Reporter:
             self.console.print(per_class_table(last["per_class"], last_name))
         if "per_target" in last:
             self.console.print(metrics_table(last["per_target"], title=f"Per target ({last_name})"))
+        if "baselines" in last:
+            compared = {"model": last, **last["baselines"]}
+            self.console.print(metrics_table(compared, title=f"Forecast against the baselines ({last_name})"))
         if "confusion_matrix" in last and classes and len(classes) <= 12:
             self.console.print(confusion_table(last["confusion_matrix"], classes, last_name))
 

@@ -121,6 +121,9 @@ def _train(
     meta = workflow.describe(recipe, prep, fitted, source)
     meta["metrics"] = workflow.held_out_metrics(fitted, prep)
     workflow.add_intervals(recipe, prep, fitted, meta["metrics"])
+    if prep.forecast is not None and prep.forecast.interval is not None:  # for the bundle's forecasts
+        low, high = prep.forecast.interval
+        meta["interval"] = {"level": prep.forecast.confidence, "lower": low.tolist(), "upper": high.tolist()}
     found = workflow.diagnosis(recipe, prep, fitted)
     meta["diagnosis"] = found.to_dict()
     meta["feature_notes"] = list(prep.pipeline.notes)

@@ -83,7 +83,17 @@ class TrainedModel:
         """`data` as a table for this model: a DataFrame, records, a CSV/Parquet file; for an image
         model also a folder of images (labelled by their class sub-folders, when they are in some),
         one image file, or a CSV of `path`[,label] with paths relative to the CSV's folder. The
-        files read are in `frame.attrs["paths"]`."""
+        files read are in `frame.attrs["paths"]`. A model trained with `data.sequences` takes the
+        long table of steps and groups it by id the same way (the ids become the index)."""
+        grouped = self.recipe.data.sequences
+        if grouped is not None:
+            from strata.features.sequence import group
+
+            names = self.pipeline.column_for("sequence")["state"].get("names")
+            frame = as_frame(data)
+            if frame.attrs.get("sequences"):  # grouped already (read twice: by the CLI, then by predict)
+                return frame
+            return group(frame, grouped.id, grouped.order, self.pipeline.target["columns"], [], names)
         picture = next((c["name"] for c in self.pipeline.columns if c["kind"] == "image"), None)
         if picture is None or not isinstance(data, str | Path):
             return as_frame(data)
@@ -107,8 +117,20 @@ class TrainedModel:
     def _labels(self, predictions: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes, dtype=object)[predictions.argmax(1)] if len(predictions) else np.array([])
 
+    def forecast(self, history: Any) -> pd.DataFrame:
+        """A forecasting model's next `horizon` steps after the end of each series in `history` (a
+        table like the training one, at least `lookback` steps per series): one row per series and
+        step, with `lower` and `upper` when the run fitted an interval."""
+        from strata.forecasting import predict_frame
+
+        if self.task != "forecast":
+            raise DataError(f"forecast needs a forecasting model (a recipe with forecast:); this one does {self.task}")
+        return predict_frame(self.network, self.pipeline, as_frame(history), self.meta.get("interval"))
+
     def predict_proba(self, data: Any) -> np.ndarray:
         """Class probabilities, (N, classes), columns in the order of `classes`."""
+        if self.task == "forecast":
+            raise DataError("predict_proba needs a classifier; this model forecasts (use forecast or predict)")
         if self.task == "regression":
             raise DataError("predict_proba needs a classifier; this model does regression (use predict)")
         return self._predictions(self.read(data))
@@ -116,6 +138,9 @@ class TrainedModel:
     def predict(self, data: Any) -> np.ndarray:
         """Class labels (as in the training target), or values in the target's units
         ((N,) for one target, (N, targets) for several)."""
+        if self.task == "forecast":  # (series, horizon): the next steps of each series, in its order
+            table = self.forecast(data)
+            return table["forecast"].to_numpy().reshape(-1, self.pipeline.plan["horizon"])
         predictions = self._predictions(self.read(data))
         if self.task != "regression":
             return self._labels(predictions)
@@ -129,6 +154,8 @@ class TrainedModel:
 
         from strata._labels import level_key
 
+        if self.task == "forecast":
+            return self.forecast(data)
         frame = self.read(data)
         predictions = self._predictions(frame)
         result = pd.DataFrame(index=frame.index)
@@ -148,6 +175,10 @@ class TrainedModel:
         from strata.evaluation.bootstrap import attach
         from strata.evaluation.metrics import score
 
+        if self.task == "forecast":
+            raise DataError("evaluate takes labelled rows; a forecasting model is evaluated by its training run "
+                            "(test-period metrics and baselines in meta.json), or compare forecast() with "
+                            "what followed")  # fmt: skip
         frame = self.read(data)
         y, predictions = self.pipeline.encode_target(frame), self._predictions(frame)
         metrics = score(self.task, self.pipeline.target, y, predictions)

@@ -133,7 +133,8 @@ def predict(
     """Predict with a saved model.
 
     Output columns: `prediction`, and `proba_<class>` per class for classifiers
-    (`prediction_<target>` per target for multi-target regression).
+    (`prediction_<target>` per target for multi-target regression). A forecasting model reads DATA as
+    the history and writes the next steps of each series: series, time, step, forecast, lower, upper.
     """
     from strata.api import load
     from strata.errors import DataError
@@ -145,7 +146,9 @@ def predict(
     if id_column is not None and id_column not in frame.columns:
         raise DataError(f"--id: column '{id_column}' is not in '{data}'")
     result = model.predict_frame(frame)
-    if id_column is not None:
+    if model.recipe.data.sequences is not None:  # one prediction per sequence, named by its id
+        result.insert(0, frame.index.name, frame.index)
+    if id_column is not None and model.task != "forecast":  # a forecast's rows are named by series and time
         result.insert(0, id_column, frame[id_column])
     if frame.attrs.get("paths") is not None:  # a folder of images: which file each prediction is for
         result.insert(0, "path", frame.attrs["paths"])
@@ -195,7 +198,9 @@ def datasets() -> None:
         table.add_column(col, justify="right" if col in ("rows", "columns") else "left")
     for d in DATASETS.values():
         frame = d.load()
-        table.add_row(d.name, str(len(frame)), str(frame.shape[1] - 1), d.task, d.target, d.source)
+        roles = [f"{k}: {v}" for k, v in (("time", d.time), ("series", d.series)) if v]
+        task = f"{d.task} ({', '.join(roles)})" if roles else d.task
+        table.add_row(d.name, str(len(frame)), str(frame.shape[1] - 1), task, d.target, d.source)
     Console().print(table)
 
 

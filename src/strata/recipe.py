@@ -26,8 +26,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from strata._labels import level_key as _class_key
 from strata.data.augment_spec import AugmentStep
 from strata.data.datasets import DATASETS
+from strata.data.forecast_spec import ForecastConfig
 from strata.errors import RecipeError, did_you_mean, one_of
-from strata.models.specs import Conv1dConfig, ConvConfig, ResNetConfig
+from strata.models.specs import (
+    BagConfig,
+    Conv1dConfig,
+    ConvConfig,
+    GRUConfig,
+    LSTMConfig,
+    MiniLMConfig,
+    ResNetConfig,
+    RNNConfig,
+    TransformerConfig,
+)
 
 Activation = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"]
 Task = Literal["auto", "binary", "multiclass", "regression"]
@@ -53,6 +64,15 @@ def _only_for(section: BaseModel, owner: str, allowed: dict[str, tuple[str, ...]
 
 
 # ----------------------------------------------------------------------------------------- data
+class SequencesConfig(_Section):
+    """Rows of a long table that share an `id` form one sequence (one example), in `order`; the
+    other numeric columns are its features at each step, and the target must be constant per id."""
+
+    id: str
+    order: str | None = None  # default: the rows' order in the file
+    max_length: int | None = Field(None, ge=1)  # steps kept (the first ones); default: the longest
+
+
 class DataConfig(_Section):
     dataset: str | None = None
     path: str | None = None
@@ -64,6 +84,7 @@ class DataConfig(_Section):
     image_size: tuple[int, int] | None = None  # (height, width): resize to cover it, crop the centre
     color: Literal["auto", "rgb", "grayscale"] = "auto"
     on_error: Literal["error", "skip"] = "error"  # an unreadable image file
+    sequences: SequencesConfig | None = None  # a long table of steps: one sequence per id
 
     @model_validator(mode="before")
     @classmethod
@@ -127,32 +148,42 @@ class CategoricalDefaults(_Section):
 
 NUMERIC_OPTIONS = ("impute", "fill_value", "scale", "missing_indicator")
 CATEGORICAL_OPTIONS = ("encoding", "embedding_dim", "min_frequency")
+TEXT_OPTIONS = ("tokenizer", "vocab_size", "max_length", "lowercase", "pretrained", "min_frequency")
+SEQUENCE_OPTIONS = ("max_length",)
+OPTION_OWNERS: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(NUMERIC_OPTIONS, ("numeric",)),
+    **dict.fromkeys(("encoding", "embedding_dim"), ("categorical",)),
+    "min_frequency": ("categorical", "text"),
+    **dict.fromkeys(("tokenizer", "vocab_size", "lowercase", "pretrained"), ("text",)),
+    "max_length": ("text", "sequence"),
+}
 
 
 class ColumnSpec(_Section):
     """One input column; options left out come from `features.numeric` / `features.categorical`."""
 
     name: str
-    type: Literal["auto", "numeric", "categorical", "binary", "image"] = "auto"
+    type: Literal["auto", "numeric", "categorical", "binary", "image", "text", "sequence"] = "auto"
     impute: Impute | None = None
     fill_value: float | None = None
     scale: Scale | None = None
     missing_indicator: bool | None = None
     encoding: Encoding | None = None
     embedding_dim: int | None = Field(None, ge=1)
-    min_frequency: int | None = Field(None, ge=1)
+    min_frequency: int | None = Field(None, ge=1)  # categorical levels; text tokens
+    tokenizer: Literal["word", "char", "bpe", "minilm"] | None = None  # text: default word
+    vocab_size: int | None = Field(None, ge=3)  # text: ids kept, the padding and unknown ids included
+    max_length: int | None = Field(None, ge=1)  # text: tokens kept; sequence: steps kept (the first ones)
+    lowercase: bool | None = None  # text: default true
+    pretrained: Literal["minilm"] | None = None  # text: frozen all-MiniLM-L6-v2 sentence embeddings (384 numbers)
 
     @model_validator(mode="after")
     def _options_match_type(self) -> ColumnSpec:
         if self.type != "auto":
-            _only_for(
-                self,
-                "type",
-                {
-                    **dict.fromkeys(NUMERIC_OPTIONS, ("numeric",)),
-                    **dict.fromkeys(CATEGORICAL_OPTIONS, ("categorical",)),
-                },
-            )
+            _only_for(self, "type", OPTION_OWNERS)
+        if self.pretrained and (self.tokenizer or self.vocab_size or self.max_length or self.min_frequency):
+            raise ValueError("pretrained: minilm brings its own tokenizer; remove tokenizer, vocab_size, "
+                             "max_length and min_frequency")  # fmt: skip
         return self
 
 
@@ -243,8 +274,45 @@ class CNN1dModel(_Transfer, Conv1dConfig):
     pass
 
 
-ModelConfig = Annotated[MLPModel | CNNModel | ResNetModel | CNN1dModel, Field(discriminator="type")]
-MODEL_TYPES = ("mlp", "cnn", "resnet", "cnn1d")
+class RNNModel(_Transfer, RNNConfig):
+    pass
+
+
+class LSTMModel(_Transfer, LSTMConfig):
+    pass
+
+
+class GRUModel(_Transfer, GRUConfig):
+    pass
+
+
+class TransformerModel(_Transfer, TransformerConfig):
+    pass
+
+
+class BagModel(_Transfer, BagConfig):
+    pass
+
+
+class MiniLMModel(_Transfer, MiniLMConfig):
+    pass
+
+
+ModelConfig = Annotated[
+    MLPModel
+    | CNNModel
+    | ResNetModel
+    | CNN1dModel
+    | RNNModel
+    | LSTMModel
+    | GRUModel
+    | TransformerModel
+    | BagModel
+    | MiniLMModel,
+    Field(discriminator="type"),
+]
+MODEL_TYPES = ("mlp", "cnn", "resnet", "cnn1d", "rnn", "lstm", "gru", "transformer", "bag", "minilm")
+SEQUENCE_MODELS = ("rnn", "lstm", "gru", "transformer", "bag")  # read a text or sequence input
 
 
 # ---------------------------------------------------------------------------------------- train
@@ -419,6 +487,7 @@ class Recipe(_Section):
     data: DataConfig
     features: FeaturesConfig = FeaturesConfig()
     split: SplitConfig = SplitConfig()
+    forecast: ForecastConfig | None = None  # forecast the target from its past (a time-series table)
     model: ModelConfig = MLPModel()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
@@ -458,6 +527,8 @@ class Recipe(_Section):
                 raise ValueError(f"data.drop: '{name}' is the target")
         if getattr(self.model, "norm", None) == "batch" and self.train.batch_size < 2:
             raise ValueError("model.norm: batch norm needs train.batch_size of at least 2")
+        if self.forecast is not None:
+            _forecast_fits(self)
         return self
 
     # ---- construction
@@ -546,7 +617,7 @@ class Recipe(_Section):
             spec.pop(key)
         for key in ("dataset", "path", "format"):
             spec["data"].pop(key)
-        return _digest(spec)
+        return _digest(_set_only(spec))
 
     @property
     def seeds(self) -> Seeds:
@@ -560,9 +631,37 @@ class Recipe(_Section):
         return self.name or self.data.dataset or (Path(self.data.path).stem if self.data.path else "model")
 
 
+def _set_only(value: Any) -> Any:
+    """`value` without the keys that are None: an option added later, unset, leaves old hashes alone."""
+    if isinstance(value, dict):
+        return {k: _set_only(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_set_only(v) for v in value]
+    return value
+
+
 def _digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _forecast_fits(recipe: Recipe) -> None:
+    """A forecast reads one numeric target's past from a table: say which settings do not apply."""
+    data, cfg = recipe.data, recipe.forecast
+    if len(data.targets) != 1:
+        raise ValueError(f"forecast: give one target column to forecast, got {len(data.targets)}")
+    if data.task not in ("auto", "regression"):
+        raise ValueError(f"data.task: a forecast predicts numbers; remove task {data.task!r}")
+    if data.images or data.sequences:
+        extra = "images" if data.images else "sequences"
+        raise ValueError(f"forecast reads a table of time steps; remove data.{extra}")
+    if recipe.model.type in ("cnn", "resnet"):
+        raise ValueError(f"model.type: {recipe.model.type} reads images; a forecast takes mlp, cnn1d, rnn, lstm, "
+                         "gru, transformer or bag")  # fmt: skip
+    if recipe.features.columns is not None:
+        raise ValueError("features.columns: a forecast reads the target and forecast.covariates; remove it")
+    if data.targets[0] in (cfg.time, cfg.series, *cfg.covariates):
+        raise ValueError(f"forecast: the target '{data.targets[0]}' cannot also be the time, series or a covariate")
 
 
 # ----------------------------------------------------------------------------------- migrations

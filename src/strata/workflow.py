@@ -39,6 +39,7 @@ class Prepared:
     split: Split
     sets: dict[str, TensorSet]
     data_hash: str
+    forecast: Any = None  # a forecast's evaluation windows (strata.forecasting.Evaluation)
 
     @property
     def classes(self) -> list:
@@ -54,8 +55,14 @@ def _class_codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str
 
 
 def prepare(recipe: Recipe, frame: pd.DataFrame) -> Prepared:
-    """Split the table and fit the feature pipeline on the training rows only."""
+    """Split the table and fit the feature pipeline on the training rows only (a forecast: cut
+    it by time and window it, see strata.forecasting)."""
     import torch
+
+    if recipe.forecast is not None:
+        from strata import forecasting
+
+        return forecasting.prepare(recipe, frame)
 
     from strata.data.batches import StreamSet, TensorSet
     from strata.data.sources import frame_hash
@@ -142,12 +149,19 @@ def build(recipe: Recipe, prep: Prepared) -> Built:
     from strata.models import build as build_network
     from strata.training import losses
 
-    loss_name, head = losses.resolve(recipe.train.loss, prep.task, len(prep.classes), len(recipe.data.targets))
+    if prep.task == "forecast":  # values, one per predicted step, scaled per series
+        loss_name, head = losses.resolve(recipe.train.loss, "regression", 0, prep.pipeline.outputs)
+    else:
+        loss_name, head = losses.resolve(recipe.train.loss, prep.task, len(prep.classes), len(recipe.data.targets))
     weights = None
     if prep.task != "regression":
         weights = losses.class_weights(recipe.train.loss, prep.sets["train"].target.numpy(), prep.classes)
     network = build_network(recipe.model, prep.pipeline, head.size, recipe.seeds.model)
     built = Built(network, losses.make(loss_name, recipe.train.loss, weights), loss_name, head)
+    if recipe.model.type == "minilm":  # a pretrained encoder: it learns slower than the new head
+        factor = recipe.model.encoder_lr
+        built.lr_scale = lambda name: factor if name.startswith("encoder.") else 1.0
+        built.notes.append(f"fine-tuning all-MiniLM-L6-v2 at {factor:g} x train.optimizer.lr")
     if recipe.model.pretrained:
         _transfer(recipe, prep, built)
     return built
@@ -269,6 +283,11 @@ def held_out_metrics(fitted: Fitted, prep: Prepared) -> dict[str, dict[str, Any]
     """Metrics of the validation and test parts (those that have rows)."""
     from strata.evaluation.metrics import score
 
+    if prep.task == "forecast":
+        from strata import forecasting
+
+        return forecasting.held_out_metrics(fitted, prep)
+
     return {
         part: score(
             prep.task, prep.pipeline.target, prep.sets[part].target.numpy(), predictions(fitted, prep.sets[part])
@@ -283,7 +302,7 @@ def add_intervals(recipe: Recipe, prep: Prepared, fitted: Fitted, metrics: dict[
     from strata.evaluation.bootstrap import attach
 
     part = "test" if "test" in metrics else "val" if "val" in metrics else None
-    if part is None:
+    if part is None or prep.task == "forecast":  # overlapping windows are not independent rows
         return
     y, predicted = prep.sets[part].target.numpy(), predictions(fitted, prep.sets[part])
     cfg = recipe.evaluate
@@ -298,7 +317,8 @@ def diagnosis(recipe: Recipe, prep: Prepared, fitted: Fitted) -> Diagnosis:
     loss = recipe.train.loss
     mixed = any(step.name == "mixup" for step in recipe.train.augment)  # soft targets raise the loss floor
     reweighted = loss.class_weights is not None or loss.label_smoothing > 0 or mixed
-    baseline = None if reweighted else baseline_loss(prep.task, fitted.loss, prep.sets["train"].target.numpy())
+    task = "regression" if prep.task == "forecast" else prep.task
+    baseline = None if reweighted else baseline_loss(task, fitted.loss, prep.sets["train"].target.numpy())
     stop = recipe.train.early_stopping
     kept = fitted.trainer.best_epoch if stop is not None and stop.restore_best and fitted.trainer.stop_reason else None
     return diagnose(fitted.trainer.history, baseline, kept)
@@ -318,6 +338,11 @@ def plots(recipe: Recipe, prep: Prepared, fitted: Fitted) -> dict[str, Callable[
             draw.learning_curve, history, fitted.trainer.best_epoch or lowest_val_epoch(history), title
         )
     }
+    if prep.task == "forecast":
+        from strata import forecasting
+
+        out.update(forecasting.plots(recipe, prep, fitted))
+        return {k: Once(v) for k, v in out.items()}
     state, targets = prep.pipeline.target, recipe.data.targets
     parts = {p: prep.sets[p].target.numpy() for p in ("train", "val", "test") if len(prep.sets[p])}
     if prep.task != "regression":
@@ -378,7 +403,7 @@ def slice_metrics(recipe: Recipe, prep: Prepared, fitted: Fitted, frame: pd.Data
 
     part = "test" if len(prep.sets["test"]) else "val"
     data = prep.sets[part]
-    if not recipe.card.slices or not len(data):
+    if not recipe.card.slices or not len(data) or prep.task == "forecast":
         return part, {}
     rows = frame.iloc[getattr(prep.split, part)]
     y, predicted = data.target.numpy(), predictions(fitted, data)
@@ -406,6 +431,11 @@ def lowest_val_epoch(history: list[dict[str, float]]) -> int | None:
 def data_summary(source: str, prep: Prepared) -> dict[str, Any]:
     """Where the data came from and the target's balance (classes) or spread (values) in training."""
     from strata.features import target
+
+    if prep.task == "forecast":
+        from strata import forecasting
+
+        return forecasting.data_summary(source, prep)
 
     y = prep.sets["train"].target.numpy()
     if prep.task != "regression":

@@ -16,6 +16,7 @@ CATEGORICAL = {"encoding": "auto", "max_onehot": 10, "embedding_dim": None, "min
 RNG = np.random.default_rng(0)
 
 # kind: [(column, options), ...]; a new kind needs its cases here before this suite passes.
+WORDS = ["good", "bad", "great", "awful", "not", "really", "quite", "cheap"]
 CASES = {
     "numeric": [
         (pd.Series([*RNG.normal(3, 2, 30), np.nan], name="x"), NUMERIC),
@@ -37,6 +38,24 @@ CASES = {
     "image": [
         (pd.Series(list(RNG.integers(0, 256, (12, 6, 5, 1), dtype=np.uint8)), name="img"), {}),
         (pd.Series(list(RNG.random((12, 4, 4, 3), dtype=np.float32)), name="img"), {}),
+    ],
+    "text": [
+        (
+            pd.Series([*(f"review {i} was {w} and fine" for i, w in enumerate(RNG.choice(WORDS, 30))), None], name="t"),
+            {},
+        ),
+        (
+            pd.Series([*(" ".join(RNG.choice(WORDS, 4)) for _ in range(30)), None], name="t"),
+            {"tokenizer": "char", "max_length": 20},
+        ),
+        (
+            pd.Series([" ".join(RNG.choice(WORDS, 6)) for _ in range(30)], name="t"),
+            {"tokenizer": "bpe", "vocab_size": 60},
+        ),
+    ],
+    "sequence": [
+        (pd.Series([RNG.normal(size=int(n)) for n in RNG.integers(1, 9, 20)], name="s"), {}),
+        (pd.Series([RNG.normal(size=(int(n), 3)) for n in RNG.integers(2, 9, 20)], name="s"), {"max_length": 5}),
     ],
 }
 
@@ -60,13 +79,21 @@ def test_feature_kind_contract(kind, column, options):
     stored = json.loads(json.dumps(state, allow_nan=False))  # plain JSON, nothing lost on the way
     assert stored == state
 
-    out = module.transform(column, state)
+    values = module.transform(column, state)
     slot = module.slot(state)
-    assert out.shape[0] == len(column) and out.ndim == (4 if slot == "image" else 2)
-    np.testing.assert_array_equal(module.transform(column, stored), out)  # a loaded bundle predicts the same
-    np.testing.assert_array_equal(module.transform(column, state), out)  # deterministic
+    outputs = values if isinstance(values, dict) else {slot: values}  # a sequence also gives its lengths
     order = RNG.permutation(len(column))
-    np.testing.assert_array_equal(module.transform(column.iloc[order], state), out[order])  # row by row
+    again, stored_out = module.transform(column, state), module.transform(column, stored)
+    shuffled = module.transform(column.iloc[order], state)
+    for name, out in outputs.items():
+        expected_ndim = {"image": 4, "sequence": 3, "lengths": 1}.get(name, 2)
+        assert out.shape[0] == len(column) and out.ndim == expected_ndim
+        pick = (lambda v, n=name: v[n]) if isinstance(values, dict) else (lambda v: v)
+        np.testing.assert_array_equal(pick(stored_out), out)  # a loaded bundle predicts the same
+        np.testing.assert_array_equal(pick(again), out)  # deterministic
+        np.testing.assert_array_equal(pick(shuffled), out[order])  # row by row
+        assert name in SLOTS and out.dtype == SLOTS[name]
+    out = outputs[slot]
 
     assert slot in SLOTS and out.dtype == SLOTS[slot]
     assert module.width(state) == (out.shape[1] if slot == "numeric" else 0)
@@ -77,3 +104,10 @@ def test_feature_kind_contract(kind, column, options):
         np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-5)
     if slot == "categorical":
         assert out.shape[1] == 1 and out.min() >= 0 and out.max() < len(state["vocab"])
+    if slot == "text":  # ids within the vocabulary, padding (0) only after the last token
+        assert out.min() >= 0 and out.max() < module.vocab_size(state)
+        assert not ((out[:, :-1] == 0) & (out[:, 1:] != 0)).any()
+    if slot == "sequence":  # scaled steps, zero padding after each row's length
+        lengths = outputs["lengths"]
+        assert lengths.min() >= 1 and lengths.max() <= state["max_length"] == out.shape[1]
+        assert np.isfinite(out).all() and all((out[i, n:] == 0).all() for i, n in enumerate(lengths))

@@ -70,7 +70,18 @@ def tidy_columns(frame: pd.DataFrame, source: str) -> pd.DataFrame:
 
 
 def load_frame(cfg: DataConfig, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
-    """The table a recipe names, or the one passed in (which wins)."""
+    """The table a recipe names, or the one passed in (which wins); a long table of steps is
+    grouped into one sequence per id when the recipe has `data.sequences`."""
+    frame = _load_frame(cfg, data)
+    if cfg.sequences is None:
+        return frame
+    from strata.features.sequence import group
+
+    spec = cfg.sequences
+    return group(frame, spec.id, spec.order, cfg.targets, cfg.drop)
+
+
+def _load_frame(cfg: DataConfig, data: pd.DataFrame | str | Path | None = None) -> pd.DataFrame:
     import pandas as pd
 
     from strata.data.datasets import load_dataset

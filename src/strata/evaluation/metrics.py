@@ -15,7 +15,7 @@ from strata._labels import level_key
 
 HEADLINE = (
     "accuracy", "balanced_accuracy", "f1", "precision", "recall", "roc_auc", "pr_auc", "log_loss", "brier", "ece",
-    "mae", "rmse", "r2", "mape", "median_ae",
+    "mae", "rmse", "r2", "mape", "median_ae", "smape", "mase_naive", "mase_seasonal", "coverage",
 )  # fmt: skip
 
 
@@ -138,14 +138,19 @@ def nonzero_targets(y: np.ndarray) -> np.ndarray:
 
 def epoch_metrics(task: str, n_targets: int) -> list[str]:
     """Names of the per-epoch validation metrics `epoch_score` computes (besides the loss)."""
+    if task == "forecast":  # scaled per series: the loss is the comparable number; MASE comes at the end
+        return []
     if task != "regression":
         return ["accuracy"]
     return ["r2"] if n_targets > 1 else ["mae", "rmse", "r2"]
 
 
-def epoch_score(task: str, target_state: dict[str, Any], head_kind: str) -> Callable[..., dict[str, float]]:
+def epoch_score(task: str, target_state: dict[str, Any], head_kind: str) -> Callable[..., dict[str, float]] | None:
     """Validation scores computed each epoch from raw outputs (torch, no sklearn, no copies)."""
     import torch
+
+    if task == "forecast":
+        return None
 
     if task != "regression":
 

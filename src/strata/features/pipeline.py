@@ -8,6 +8,9 @@ only when some column feeds it:
     numeric      float32 (N, D): scaled numbers, binary flags, one-hot blocks
     categorical  int64 (N, K): one embedding index per embedded categorical column
     image        float32 (N, C, H, W): the picture of the (one) image column, normalised per channel
+    text         int64 (N, L): token ids of the (one) text column, 0 = padding, 1 = unknown
+    sequence     float32 (N, L, F): the steps of the (one) sequence column, scaled, zero-padded
+    lengths      int64 (N,): the real steps of each sequence
 
 Column *types* and the task are read from the whole table (they describe its structure);
 every *statistic* (means, scales, vocabularies, classes, target scaling) is fitted on training rows.
@@ -23,11 +26,47 @@ import numpy as np
 import pandas as pd
 
 from strata.errors import DataError, RecipeError, did_you_mean
-from strata.features import binary, categorical, image, numeric, target
-from strata.recipe import CATEGORICAL_OPTIONS, NUMERIC_OPTIONS, ColumnSpec, FeaturesConfig
+from strata.features import binary, categorical, image, numeric, sequence, target, text
+from strata.recipe import (
+    CATEGORICAL_OPTIONS,
+    NUMERIC_OPTIONS,
+    OPTION_OWNERS,
+    SEQUENCE_OPTIONS,
+    TEXT_OPTIONS,
+    ColumnSpec,
+    FeaturesConfig,
+)
 
-KINDS = {"numeric": numeric, "categorical": categorical, "binary": binary, "image": image}
-SLOTS = {"numeric": np.float32, "categorical": np.int64, "image": np.float32}  # model inputs, in this order
+KINDS = {
+    "numeric": numeric,
+    "categorical": categorical,
+    "binary": binary,
+    "image": image,
+    "text": text,
+    "sequence": sequence,
+}
+# model inputs, in this order
+SLOTS = {
+    "numeric": np.float32,
+    "categorical": np.int64,
+    "image": np.float32,
+    "text": np.int64,
+    "sequence": np.float32,
+    "lengths": np.int64,
+}
+ONE_PER_MODEL = ("image", "text", "sequence")  # slots that only one column can feed
+
+
+def kind_of(kind: str, state_or_options: dict[str, Any]) -> Any:
+    """The module that fits and transforms a column: a text column with `pretrained` is read by
+    the sentence-embedding model, not a tokenizer."""
+    if kind == "text" and state_or_options.get("pretrained"):
+        from strata.features import sentence
+
+        return sentence
+    return KINDS[kind]
+
+
 FORMAT = 1
 
 Inputs = dict[str, np.ndarray]
@@ -48,7 +87,7 @@ class Pipeline:
     # ---- shape of the model inputs
     @property
     def numeric_width(self) -> int:
-        return sum(KINDS[c["kind"]].width(c["state"]) for c in self.columns)
+        return sum(kind_of(c["kind"], c["state"]).width(c["state"]) for c in self.columns)
 
     @property
     def embeddings(self) -> list[tuple[int, int]]:
@@ -56,8 +95,12 @@ class Pipeline:
         return [
             (len(c["state"]["vocab"]), c["state"]["embedding_dim"])
             for c in self.columns
-            if KINDS[c["kind"]].slot(c["state"]) == "categorical"
+            if kind_of(c["kind"], c["state"]).slot(c["state"]) == "categorical"
         ]
+
+    def column_for(self, slot: str) -> dict[str, Any] | None:
+        """The column that feeds a one-per-model input (`image`, `text`, `sequence`), if any."""
+        return next((c for c in self.columns if kind_of(c["kind"], c["state"]).slot(c["state"]) == slot), None)
 
     @property
     def input_names(self) -> list[str]:
@@ -82,10 +125,12 @@ class Pipeline:
         self.check_columns(frame)
         parts: dict[str, list[np.ndarray]] = {slot: [] for slot in SLOTS}
         for col in self.columns:
-            kind = KINDS[col["kind"]]
-            parts[kind.slot(col["state"])].append(kind.transform(frame[col["name"]], col["state"]))
+            kind = kind_of(col["kind"], col["state"])
+            values = kind.transform(frame[col["name"]], col["state"])
+            for slot, array in values.items() if isinstance(values, dict) else [(kind.slot(col["state"]), values)]:
+                parts[slot].append(array if array.ndim > 1 or slot == "lengths" else array[:, None])
         return {
-            slot: np.ascontiguousarray(np.concatenate(arrays, axis=1), dtype=SLOTS[slot])
+            slot: np.ascontiguousarray(arrays[0] if len(arrays) == 1 else np.concatenate(arrays, 1), dtype=SLOTS[slot])
             for slot, arrays in parts.items()
             if arrays
         }
@@ -100,6 +145,10 @@ class Pipeline:
 
     @classmethod
     def from_json(cls, state: dict[str, Any]) -> Pipeline:
+        if state.get("kind") == "forecast":  # a forecast's windowing plan, with the same interface
+            from strata.forecasting import ForecastPipeline
+
+            return ForecastPipeline.from_json(state)  # type: ignore[return-value]
         if state.get("format") != FORMAT:
             raise DataError(f"pipeline.json has format {state.get('format')!r}; this Strata reads format {FORMAT}")
         return cls(columns=state["columns"], target=state["target"])
@@ -113,7 +162,7 @@ def infer_kind(column: pd.Series) -> tuple[str | None, str]:
     if column.attrs.get("streamed") and column.name == "image":
         return "image", "image files, read batch by batch"
     if len(column) and isinstance(column.iloc[0], np.ndarray):
-        return "image", f"pictures of {'x'.join(map(str, column.iloc[0].shape))} pixels"
+        return _array_kind(column.iloc[0])
     values = column.dropna()
     levels = values.nunique()
     if levels == 0:
@@ -125,8 +174,17 @@ def infer_kind(column: pd.Series) -> tuple[str | None, str]:
     if pd.api.types.is_numeric_dtype(column):
         return _numeric_kind(column, values.to_numpy(dtype="float64"), levels)
     if levels > 50 and levels > 0.5 * len(values):
-        return None, f"{levels} distinct values in {len(values)} rows: looks like an identifier or free text"
+        words = values.astype(str).str.split().str.len().mean()
+        if words >= 3:
+            return "text", f"free text, {words:.0f} words per row on average"
+        return None, f"{levels} distinct values in {len(values)} rows: looks like an identifier"
     return "categorical", f"{levels} distinct values"
+
+
+def _array_kind(first: np.ndarray) -> tuple[str, str]:
+    if first.ndim == 1:
+        return "sequence", "arrays of numbers, one sequence per row"
+    return "image", f"pictures of {'x'.join(map(str, first.shape))} pixels"
 
 
 def _numeric_kind(column: pd.Series, values: np.ndarray, levels: int) -> tuple[str, str]:
@@ -142,8 +200,7 @@ def _numeric_kind(column: pd.Series, values: np.ndarray, levels: int) -> tuple[s
 
 def _check_options(spec: ColumnSpec, kind: str, reason: str) -> None:
     """Options written for another type would be ignored: say so instead."""
-    allowed = {"numeric": NUMERIC_OPTIONS, "categorical": CATEGORICAL_OPTIONS}.get(kind, ())
-    wrong = [o for o in (*NUMERIC_OPTIONS, *CATEGORICAL_OPTIONS) if getattr(spec, o) is not None and o not in allowed]
+    wrong = [o for o, owners in OPTION_OWNERS.items() if getattr(spec, o) is not None and kind not in owners]
     if wrong:
         raise RecipeError(
             f"features.columns: column '{spec.name}' was read as {kind} ({reason}), so option '{wrong[0]}' "
@@ -168,7 +225,11 @@ def _resolve_columns(
             notes.append(f"{spec.name}: {spec.type} (set in the recipe)")
             specs.append(spec)
             continue
-        kind, reason = infer_kind(frame[spec.name])
+        grouped = frame.attrs.get("sequences", {})
+        if grouped.get("column") == spec.name:
+            kind, reason = "sequence", f"steps of {', '.join(grouped['features'])} (data.sequences)"
+        else:
+            kind, reason = infer_kind(frame[spec.name])
         if kind is None:
             if cfg.columns:
                 raise DataError(
@@ -185,6 +246,9 @@ def _resolve_columns(
 
 
 def _options(spec: ColumnSpec, cfg: FeaturesConfig) -> dict[str, Any]:
+    if spec.type in ("text", "sequence"):  # only what the recipe sets: the kind knows its defaults
+        names = TEXT_OPTIONS if spec.type == "text" else SEQUENCE_OPTIONS
+        return {k: getattr(spec, k) for k in names if getattr(spec, k) is not None}
     defaults = cfg.numeric if spec.type == "numeric" else cfg.categorical
     names = NUMERIC_OPTIONS if spec.type == "numeric" else (*CATEGORICAL_OPTIONS, "max_onehot")
     merged = defaults.model_dump()
@@ -197,13 +261,18 @@ def fit_pipeline(
 ) -> Pipeline:
     """Decide the input columns from the whole table, fit their encodings on `train_rows` only."""
     specs, notes = _resolve_columns(frame, cfg, targets, drop)
-    pictures = [s.name for s in specs if s.type == "image"]
-    if len(pictures) > 1:
-        raise DataError(f"columns {pictures[0]!r} and {pictures[1]!r} both hold images; a model takes one image input")
+    for kind in ONE_PER_MODEL:
+        same = [s.name for s in specs if s.type == kind and not (kind == "text" and s.pretrained)]
+        if len(same) > 1:
+            raise DataError(f"columns {same[0]!r} and {same[1]!r} are both {kind}; a model takes one {kind} input "
+                            f"(drop one, or join them into one column)")  # fmt: skip
     train = frame.iloc[train_rows]
     columns = []
     for spec in specs:
-        state = KINDS[spec.type].fit(train[spec.name], _options(spec, cfg))
+        options = _options(spec, cfg)
+        if frame.attrs.get("sequences", {}).get("column") == spec.name:
+            options["names"] = frame.attrs["sequences"]["features"]
+        state = kind_of(spec.type, options).fit(train[spec.name], options)
         columns.append({"name": spec.name, "kind": spec.type, "state": state})
     target_state = target.fit(train, targets, task, cfg.target_scale)
     return Pipeline(columns=columns, target=target_state, notes=notes)

@@ -48,6 +48,8 @@ class Store:
             logger = logging.getLogger(name)  # database set-up chatter; a user's own levels are kept
             if logger.level == logging.NOTSET:
                 logger.setLevel(logging.WARNING)
+        # Progress bars for a bundle's few files are noise on stderr (shown when tqdm is installed).
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         from mlflow import MlflowClient
 
         # MLflow's SQLAlchemy mappers warn of their own deprecations on first use: not the user's to act on.
