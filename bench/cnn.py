@@ -23,7 +23,8 @@ Each timed number is the median of the epochs after a warm-up epoch; the trainer
 scaled to the floor's 20,000 training images where they train on another count (the api's 19,200),
 so the ratio compares work per image. Test accuracy is reported so that no tool wins by skipping
 work, and parameter counts so that a reader sees the networks match. The method (fresh processes,
-alternating order, a check that no other process used the CPUs) is that of bench/overhead.py.
+alternating order, a check that no other process used the CPUs) is that of bench/overhead.py; the
+machinery lives in bench/peer_bench.py, shared with bench/lstm.py.
 
 Usage:
   python bench/cnn.py                                    # every tool, fresh processes, a Markdown table
@@ -34,34 +35,17 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from overhead import (  # the measurement machinery and the floor loop are shared with the MLP benchmark
-    accuracy,
-    busy_cpu_seconds,
-    disturbed,
-    hand_written_loop,
-    machine_line,
-    median_of,
-    others_share,
-    own_cpu_seconds,
-    wait_for_quiet,
-)
+from overhead import hand_written_loop  # the peers' floor loop, shared with the MLP benchmark
+from peer_bench import LR, PeerTask, main, n_params, run_api, run_trainer
 
-TOOLS = ("floor", "trainer", "api")
-LABELS = {"floor": "floor (hand-written PyTorch)", "trainer": "strata (trainer)", "api": "strata (train API)"}
-LR, BATCH, THREADS = 1e-3, 64, 2
+BATCH = 64
 N_TRAIN, N_TEST = 20_000, 4_000
-TARGET_RATIO = 1.10
 
 
 # ---------------------------------------------------------------------- the task (as peers.py)
@@ -104,61 +88,17 @@ def floor_model() -> Any:
     )
 
 
-def n_params(model: Any) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 # ---------------------------------------------------------------------- tools
 def run_floor(data: tuple, epochs: int) -> tuple[list[float], float, dict[str, Any]]:
     """The floor of peers.py, line for line, so its figures compare with the harness's."""
-
     model = floor_model()
     times, acc = hand_written_loop(model, data, epochs, BATCH, LR)
     return times, acc, {"params": n_params(model), "train_rows": len(data[0])}
 
 
-def run_trainer(data: tuple, epochs: int) -> tuple[list[float], float, dict[str, Any]]:
-    """Strata's Trainer with the floor's data, seeds and initial weights: only the loop differs."""
-    import torch
-
-    from strata.data.batches import TensorSet
-    from strata.recipe import OptimizerConfig, Seeds, TrainConfig
-    from strata.training.callbacks import Callback
-    from strata.training.trainer import Trainer
-
-    class ImageNet(torch.nn.Module):
-        """The floor's network, taking its input by name as strata's networks do."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = floor_model()
-
-        def forward(self, image: torch.Tensor) -> torch.Tensor:
-            return self.net(image)
-
-    class EpochTimer(Callback):
-        """Wall time from one epoch end to the next: everything the loop does, as the floor's timer."""
-
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def on_train_begin(self, trainer: Trainer) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-            now = time.perf_counter()
-            self.times.append(now - self.start)
-            self.start = now
-
-    Xtr, ytr, Xte, yte = data
-    model = ImageNet()
-    cfg = TrainConfig(epochs=epochs, batch_size=BATCH, optimizer=OptimizerConfig(name="adam", lr=LR))
-    timer = EpochTimer()
-    # Seed 0 everywhere: the floor's batch order (Generator seeded 0); the weights come from manual_seed(0).
-    trainer = Trainer(model, torch.nn.CrossEntropyLoss(), cfg, Seeds(0, 0, 0), callbacks=[timer])
-    trainer.fit(TensorSet({"image": torch.from_numpy(Xtr)}, torch.from_numpy(ytr).long()))
-    acc = accuracy(trainer.predict({"image": torch.from_numpy(Xte)}), yte)
-    return timer.times, acc, {"params": n_params(model), "train_rows": len(Xtr)}
+def run_strata_trainer(data: tuple, epochs: int) -> tuple[list[float], float, dict[str, Any]]:
+    """Strata's Trainer with the floor's data, seeds and initial weights, the network taking `image=`."""
+    return run_trainer(floor_model(), "image", data, epochs, BATCH)
 
 
 def api_recipe(epochs: int) -> dict[str, Any]:
@@ -195,164 +135,29 @@ def api_recipe(epochs: int) -> dict[str, Any]:
     }
 
 
-def run_api(data: tuple, epochs: int) -> tuple[list[float], float, dict[str, Any]]:
+def run_strata_api(data: tuple, epochs: int) -> tuple[list[float], float, dict[str, Any]]:
     """strata.train end to end on a DataFrame of all 24,000 images; strata makes its own 80/20 split."""
     import numpy as np
     import pandas as pd
 
-    import strata
-
     Xtr, ytr, Xte, yte = data
     pictures = np.concatenate([Xtr, Xte]).transpose(0, 2, 3, 1)  # (N, 28, 28, 1): height, width, channels
     frame = pd.DataFrame({"image": list(pictures), "label": np.concatenate([ytr, yte])})
-    start = time.perf_counter()
-    result = strata.train(api_recipe(epochs), data=frame, quiet=True)
-    wall = time.perf_counter() - start
-    times = [row["seconds"] for row in result.history]
-    meta = result.model.meta
-    params, train_rows = meta.get("n_parameters"), meta["rows"]["train"]
-    return (
-        times,
-        float(result.metrics["test"]["accuracy"]),
-        {"params": params, "train_rows": train_rows, "wall_s": round(wall, 3)},
-    )
+    return run_api(api_recipe(epochs), frame)
 
 
-RUNNERS = {"floor": run_floor, "trainer": run_trainer, "api": run_api}
-
-
-def measure(tool: str, epochs: int, rows: int = N_TRAIN) -> dict[str, Any]:
-    """One measurement in this process; the first epoch is a warm-up and is not counted. `rows` < 20,000
-    keeps the first `rows` training and `rows // 5` test images (a quick check, not a benchmark)."""
-    import torch
-
-    torch.set_num_threads(THREADS)
-    busy0, own0, wall0 = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
-    Xtr, ytr, Xte, yte = task_data()
-    data = (Xtr[:rows], ytr[:rows], Xte[: rows // 5], yte[: rows // 5])
-    times, acc, extra = RUNNERS[tool](data, epochs)
-    others = others_share(busy0, own0, wall0)
-    steady = times[1:] or times
-    per_image = N_TRAIN / extra["train_rows"]  # scale to the floor's 20,000 training images
-    return {
-        "tool": tool,
-        "epochs": epochs,
-        "sec_per_epoch": round(statistics.median(steady) * per_image, 4),
-        "min": round(min(steady) * per_image, 4),
-        "max": round(max(steady) * per_image, 4),
-        "raw_sec_per_epoch": round(statistics.median(steady), 4),
-        "test_acc": round(acc, 4),
-        "others_cpu": None if others is None else round(others, 3),
-        **extra,
-    }
-
-
-# ---------------------------------------------------------------------- every tool, fresh processes
-def run_child(tool: str, epochs: int, rows: int) -> dict[str, Any] | None:
-    """One tool in a fresh interpreter (see overhead.py: the first model in a process can be slower)."""
-    import subprocess
-
-    cmd = [sys.executable, os.path.abspath(__file__), "--tool", tool, "--epochs", str(epochs), "--rows", str(rows)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
-    if out.returncode or not lines:
-        print(f"# {tool} failed (exit {out.returncode}): {out.stderr[-800:]}", file=sys.stderr)
-        return None
-    return json.loads(lines[-1])
-
-
-def measure_quietly(tool: str, args: argparse.Namespace) -> dict[str, Any] | None:
-    rec = None
-    for _ in range(1 + args.retries):
-        wait_for_quiet(args.busy, args.max_wait)
-        rec = run_child(tool, args.epochs, args.rows)
-        if rec is None or not disturbed(rec, args.busy):
-            return rec
-        print(
-            f"# {tool} disturbed (others used {rec['others_cpu']:.0%} of the CPUs): {json.dumps(rec)}",
-            file=sys.stderr,
-            flush=True,
-        )
-    return rec
-
-
-def run_rounds(tools: list[str], args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
-    """Alternate the order every round, so that drift in the machine's speed hits every tool alike."""
-    results: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
-    for r in range(args.rounds):
-        for tool in tools if r % 2 == 0 else tools[::-1]:
-            rec = measure_quietly(tool, args)
-            if rec is not None:
-                print(f"# round {r + 1}: {json.dumps(rec)}", file=sys.stderr, flush=True)
-                results[tool].append(rec)
-    return results
-
-
-def table_row(tool: str, records: list[dict[str, Any]], floor: float | None) -> str:
-    sec = median_of(records, "sec_per_epoch")
-    spread = f"{min(r['sec_per_epoch'] for r in records):.3f} to {max(r['sec_per_epoch'] for r in records):.3f}"
-    ratio = f"{sec / floor:.2f}" if floor else "-"
-    wall = f"{median_of(records, 'wall_s'):.1f}" if "wall_s" in records[0] else "-"
-    others = [r["others_cpu"] for r in records if r.get("others_cpu") is not None]
-    busy = f"{max(others):.0%}" if others else "?"
-    acc = median_of(records, "test_acc")
-    params = records[0].get("params")
-    params_cell = f"{params:,}" if params else "?"
-    return f"| {LABELS[tool]} | {sec:.3f} | {spread} | {ratio} | {acc:.4f} | {params_cell} | {wall} | {busy} |"
-
-
-def print_table(results: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> None:
-    floor = median_of(results["floor"], "sec_per_epoch") if results.get("floor") else None
-    print(f"Seconds per epoch: median over {args.rounds} fresh processes (alternating order) of the median of")
-    print(
-        f"{args.epochs - 1} timed epochs after a warm-up epoch, per {N_TRAIN:,} training images. "
-        f"CNN conv32-conv64-dense64-10 on 28x28, batch {BATCH}."
-    )
-    print()
-    print(
-        "| tool | s/epoch (median) | range over processes | ratio to floor | test acc | parameters "
-        "| whole call (s) | others' CPU (max) |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for tool, records in results.items():
-        if records:
-            print(table_row(tool, records, floor))
-    print()
-    print(machine_line())
-    for tool in ("trainer", "api"):
-        if floor and results.get(tool):
-            ratio = median_of(results[tool], "sec_per_epoch") / floor
-            verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
-            print(f"Target {LABELS[tool]} / floor <= {TARGET_RATIO:.2f}: {verdict} ({ratio:.2f}).")
-    noisy = sum(disturbed(r, args.busy) for records in results.values() for r in records)
-    if noisy:
-        print(
-            f"WARNING: other processes used over {args.busy:.0%} of the CPUs during {noisy} measurement(s); "
-            f"these figures are not reliable. Re-run on a quiet machine."
-        )
-
-
-# ---------------------------------------------------------------------- command line
-def parse_args() -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--tool", choices=TOOLS, help="measure one tool in this process and print one JSON line")
-    ap.add_argument("--tools", default=",".join(TOOLS), help="tools to compare (without --tool)")
-    ap.add_argument("--epochs", type=int, default=3, help="epochs per process, the first one a warm-up")
-    ap.add_argument("--rows", type=int, default=N_TRAIN, help="training images (fewer: a quick check only)")
-    ap.add_argument("--rounds", type=int, default=3, help="fresh processes per tool (without --tool)")
-    ap.add_argument("--busy", type=float, default=0.10, help="share of the CPUs used by others that disturbs")
-    ap.add_argument("--retries", type=int, default=1, help="re-measurements of a disturbed process")
-    ap.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for a quiet machine")
-    return ap.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    if args.tool:
-        print(json.dumps(measure(args.tool, args.epochs, args.rows)), flush=True)
-        return
-    print_table(run_rounds(args.tools.split(","), args), args)
-
+TASK = PeerTask(
+    name="cnn",
+    script=str(Path(__file__).resolve()),
+    description=__doc__,
+    n_train=N_TRAIN,
+    n_test=N_TEST,
+    batch=BATCH,
+    unit="training images",
+    network="CNN conv32-conv64-dense64-10 on 28x28",
+    task_data=task_data,
+    runners={"floor": run_floor, "trainer": run_strata_trainer, "api": run_strata_api},
+)
 
 if __name__ == "__main__":
-    main()
+    main(TASK)

@@ -131,7 +131,7 @@ def run_trainer(data: tuple, epochs: int) -> tuple[list[float], float, dict[str,
 
     Xtr, ytr, Xte, yte = data
     # The builder reads only the input shape from a fitted pipeline; 32 numbers, no embeddings.
-    shape = SimpleNamespace(numeric_width=Xtr.shape[1], embeddings=[], columns=[])
+    shape = SimpleNamespace(numeric_width=Xtr.shape[1], embeddings=[], columns=[], column_for=lambda slot: None)
     net = MLPConfig(hidden=[256, 256], activation="relu", norm="none", dropout=0.0, init="default")
     cfg = TrainConfig(epochs=epochs, batch_size=BATCH, optimizer=OptimizerConfig(name="adam", lr=LR))
     # Seed 0 everywhere: the floor's batch order (Generator seeded 0) and weights (manual_seed(0)).
