@@ -176,3 +176,62 @@ def test_forecast_recipe_errors_name_the_key():
         strata.train(_forecast("seasonal", {"type": "gru"}, 1, covariates=["promo"], strategy="recursive"))
     with pytest.raises(DataError, match="column 'when'"):
         strata.train(_forecast("co2", {"type": "gru"}, 1) | {"forecast": {"time": "when"}})
+
+
+# ------------------------------------------------------------------------------ pretrained MiniLM
+def _sentences(nouns: dict[str, list[str]], n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    templates = ["I saw a {} yesterday", "there was a {} near the house", "look at that {} over there",
+                 "my neighbour has a {}", "a {} appeared in the picture"]  # fmt: skip
+    labels = rng.choice(list(nouns), n)
+    text = [rng.choice(templates).format(rng.choice(nouns[label])) for label in labels]
+    return pd.DataFrame({"text": text, "kind": labels})
+
+
+def test_frozen_minilm_embeddings_know_words_the_training_data_never_had(tmp_path):
+    # Trained on some animals and vehicles, tested on others: a vocabulary fitted on the training
+    # rows knows none of the new nouns, the pretrained sentence embedding does.
+    seen = {
+        "animal": ["dog", "cat", "horse", "cow", "sheep", "rabbit"],
+        "vehicle": ["car", "truck", "bus", "bicycle", "motorbike", "van"],
+    }
+    unseen = {"animal": ["tiger", "wolf", "elephant", "giraffe"], "vehicle": ["tram", "tractor", "taxi", "scooter"]}
+    recipe = _recipe("kind", {"type": "mlp", "hidden": [32]}, 30) | {"split": {"test": 0.0, "val": 0.2}}
+    recipe["features"] = {"columns": [{"name": "text", "type": "text", "pretrained": "minilm"}]}
+    result = strata.train(recipe, data=_sentences(seen, 300, 0), quiet=True, out=tmp_path / "m")
+    assert result.model.pipeline.numeric_width == 384  # the sentence embedding, as 384 numbers
+    new = _sentences(unseen, 200, 1)
+    assert strata.load(tmp_path / "m").evaluate(new, bootstrap=0)["accuracy"] >= 0.85
+    words = recipe | {"model": {"type": "bag"}, "features": {"columns": [{"name": "text", "type": "text"}]}}
+    bag = strata.train(words, data=_sentences(seen, 300, 0), quiet=True).model  # the new nouns: unknown tokens
+    assert bag.evaluate(new, bootstrap=0)["accuracy"] < 0.7
+    loaded = strata.load(tmp_path / "m").predict_proba(new.head(10))
+    np.testing.assert_allclose(loaded, result.model.predict_proba(new.head(10)), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_fine_tuned_minilm_learns_the_reviews(reviews, tmp_path):
+    recipe = _recipe("sentiment", {"type": "minilm"}, 2, train={"optimizer": {"lr": 1e-3}})
+    recipe["features"] = {"columns": [{"name": "review", "type": "text", "tokenizer": "minilm"}]}
+    result = strata.train(recipe, data=reviews.head(800), quiet=True, out=tmp_path / "m")
+    assert result.metrics["test"]["accuracy"] >= 0.75
+    new = reviews.tail(10).drop(columns="sentiment")
+    np.testing.assert_allclose(
+        strata.load(tmp_path / "m").predict_proba(new), result.model.predict_proba(new), atol=1e-6
+    )
+
+
+def test_minilm_model_needs_the_minilm_tokenizer(reviews):
+    with pytest.raises(RecipeError, match="give column 'review' tokenizer: minilm"):
+        strata.train(_recipe("sentiment", {"type": "minilm"}, 1), data=reviews.head(100), quiet=True)
+
+
+def test_init_suggests_a_sequence_model_for_free_text(reviews, tmp_path):
+    from strata.starter import starter_recipe
+
+    reviews.head(300).to_csv(tmp_path / "reviews.csv", index=False)
+    text = starter_recipe(reviews.head(300), tmp_path / "reviews.csv", "sentiment", tmp_path / "reviews.yaml")
+    (tmp_path / "reviews.yaml").write_text(text)
+    recipe = strata.Recipe.from_yaml(tmp_path / "reviews.yaml", ["train.epochs=1", "track=false"])
+    assert recipe.model.type == "gru" and recipe.features.columns[0].type == "text"
+    strata.train(recipe, quiet=True)

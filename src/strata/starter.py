@@ -35,7 +35,7 @@ def starter_recipe(frame: pd.DataFrame, data: Path, target: str, recipe_path: Pa
         "data": {"path": os.path.relpath(data.resolve(), recipe_path.parent.resolve()), "target": target, "task": task},
         "features": {"columns": columns},
         "split": {"test": 0.2, "val": 0.1, "stratify": task != "regression"},
-        "model": {"type": "mlp", "hidden": [128, 64], "activation": "relu", "norm": "none", "dropout": 0.1},
+        "model": _model([c for c in columns if c["type"] == "text"]),
         "train": {
             "epochs": 200,
             "batch_size": 64,
@@ -47,10 +47,22 @@ def starter_recipe(frame: pd.DataFrame, data: Path, target: str, recipe_path: Pa
     header = [
         f"# Starter recipe for {data.name}, written by `strata init`. Every key: docs/recipe.md",
         f"# Target '{target}': {task}; {why}.",
-        "# Column types were inferred; change any 'type' (numeric, categorical, binary) or remove a column.",
+        "# Column types were inferred; change any 'type' (numeric, categorical, binary, text) or remove a column.",
     ]
     header += [f"# Left out: {s}." for s in skipped]
+    texts = [c["name"] for c in columns if c["type"] == "text"]
+    if len(texts) > 1:  # a model reads one text column: keep the first, as a suggestion to edit
+        header.append(f"# More than one text column ({', '.join(texts)}): a model reads one; the others are left out.")
+        recipe["features"]["columns"] = [c for c in columns if c["type"] != "text" or c["name"] == texts[0]]
     return "\n".join(header) + "\n" + yaml.safe_dump(recipe, sort_keys=False, default_flow_style=None)
+
+
+def _model(texts: list[dict]) -> dict:
+    """An MLP for tables; a bidirectional GRU when a column holds free text (word order matters)."""
+    if texts:
+        return {"type": "gru", "bidirectional": True, "hidden_size": 64, "embedding_dim": 64, "pooling": "max",
+                "dropout": 0.1}  # fmt: skip
+    return {"type": "mlp", "hidden": [128, 64], "activation": "relu", "norm": "none", "dropout": 0.1}
 
 
 def set_learning_rate(path: Path, lr: float) -> None:

@@ -37,8 +37,8 @@ def test_metrics_on_a_hand_computed_example():
     m = forecast_metrics(truth, pred, scale_naive=0.5, scale_seasonal=0.25)
     assert m["mae"] == pytest.approx(0.75)
     assert m["rmse"] == pytest.approx(math.sqrt(5 / 4))
-    assert m["mape"] == pytest.approx(100 * (1 / 1 + 2 / 4) / 4)
-    assert m["smape"] == pytest.approx(100 * (2 / 3 + 4 / 10) / 4)
+    assert m["mape"] == pytest.approx((1 / 1 + 2 / 4) / 4)  # fractions, as regression's MAPE
+    assert m["smape"] == pytest.approx((2 / 3 + 4 / 10) / 4)
     assert (m["mase_naive"], m["mase_seasonal"]) == (pytest.approx(1.5), pytest.approx(3.0))
     assert m["mae_by_step"] == [0.5, 1.0]
     assert (m["windows"], m["horizon"], m["notes"]) == (2, 2, {})
@@ -52,8 +52,8 @@ def test_mape_is_none_with_a_reason_when_the_truth_has_zeros():
 
 
 def test_smape_is_bounded_and_exact_at_double_zero():
-    assert forecast_metrics(np.array([[1.0, 0.0]]), np.array([[-1.0, 0.0]]), 1, 1)["smape"] == pytest.approx(100)
-    assert forecast_metrics(np.array([[5.0]]), np.array([[-5.0]]), 1, 1)["smape"] == pytest.approx(200)
+    assert forecast_metrics(np.array([[1.0, 0.0]]), np.array([[-1.0, 0.0]]), 1, 1)["smape"] == pytest.approx(1)
+    assert forecast_metrics(np.array([[5.0]]), np.array([[-5.0]]), 1, 1)["smape"] == pytest.approx(2)
 
 
 def test_undefined_mase_and_diverged_forecasts_are_said():

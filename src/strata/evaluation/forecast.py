@@ -68,20 +68,20 @@ def _pair(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _mape(truth: np.ndarray, error: np.ndarray, notes: dict[str, str]) -> float | None:
-    """Percent. Undefined where the truth is zero, so None for the whole set rather than a number
+    """A fraction (0.05 is 5%), as MAPE is for regression. Undefined where the truth is zero, so None for the whole set rather than a number
     that silently leaves those steps out (or an infinity)."""
     zeros = int((~nonzero_targets(truth.ravel())).sum())
     if zeros:
         notes["mape"] = f"the truth is zero at {zeros} of {truth.size} steps, where a percentage error is undefined"
         return None
-    return float(100 * np.abs(error / truth).mean())
+    return float(np.abs(error / truth).mean())
 
 
 def _smape(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """Symmetric MAPE in percent, 0 to 200; a step where truth and forecast are both zero is exact."""
+    """Symmetric MAPE as a fraction, 0 to 2 (0 to 200%); a step where truth and forecast are both zero is exact."""
     scale = np.abs(truth) + np.abs(predicted)
     ratio = np.divide(2 * np.abs(predicted - truth), scale, out=np.zeros_like(scale), where=scale > 0)
-    return float(100 * ratio.mean())
+    return float(ratio.mean())
 
 
 def _mase(mae: float, scale: float | None, name: str, notes: dict[str, str]) -> float | None:
