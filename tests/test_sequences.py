@@ -235,3 +235,26 @@ def test_init_suggests_a_sequence_model_for_free_text(reviews, tmp_path):
     recipe = strata.Recipe.from_yaml(tmp_path / "reviews.yaml", ["train.epochs=1", "track=false"])
     assert recipe.model.type == "gru" and recipe.features.columns[0].type == "text"
     strata.train(recipe, quiet=True)
+
+
+def test_forecast_report_card_and_registry_show_the_forecast(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    recipe = _forecast("seasonal", {"type": "gru", "hidden_size": 8}, 2, covariates=["promo"], lookback=14, horizon=7)
+    recipe["track"] = {"uri": f"sqlite:///{tmp_path / 'runs.db'}"}
+    result = strata.train(recipe, quiet=True, out=tmp_path / "m")
+    card = (tmp_path / "m" / "model_card.md").read_text()
+    report = (tmp_path / "m" / "report.html").read_text()
+    for text in (card, report):
+        assert "mase_seasonal" in text and "seasonal_naive" in text and "No held-out" not in text
+    assert "3 series of `sales`" in card
+    # The interval is fitted per series: the small store gets a narrower band than the large one.
+    table = result.model.forecast(load_dataset("seasonal"))
+    width = (table["upper"] - table["lower"]).groupby(table["store"]).mean()
+    level = table.groupby("store")["forecast"].mean()
+    assert width[level.idxmax()] > 1.5 * width[level.idxmin()]
+    from strata.track.registry import register
+
+    version = register(result.run_id, "sales", uri=recipe["track"]["uri"])  # no signature, no crash
+    assert version.version == 1 and version.semver == "1.0.0"
+    loaded = strata.load("models:/sales/1", tracking_uri=recipe["track"]["uri"])
+    pd.testing.assert_frame_equal(loaded.forecast(load_dataset("seasonal")), table)

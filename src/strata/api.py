@@ -123,7 +123,8 @@ def _train(
     workflow.add_intervals(recipe, prep, fitted, meta["metrics"])
     if prep.forecast is not None and prep.forecast.interval is not None:  # for the bundle's forecasts
         low, high = prep.forecast.interval
-        meta["interval"] = {"level": prep.forecast.confidence, "lower": low.tolist(), "upper": high.tolist()}
+        meta["interval"] = {"level": prep.forecast.confidence, "lower": low.tolist(), "upper": high.tolist(),
+                            "units": "per-series scaled"}  # fmt: skip
     found = workflow.diagnosis(recipe, prep, fitted)
     meta["diagnosis"] = found.to_dict()
     meta["feature_notes"] = list(prep.pipeline.notes)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import plural
+from strata.evaluation.metrics import FORECAST
 
 if TYPE_CHECKING:
     from strata.bundle import TrainedModel
@@ -89,7 +90,25 @@ def _stated(heading: str, text: str | None, key: str) -> str:
     return f"## {heading}\n\n{text.strip() if text else f'Not stated (set `{key}` in the recipe).'}"
 
 
+def _forecast_data(model: TrainedModel) -> str:
+    """A forecast's data: its series, frequency and season, the time cuts and the windows per part."""
+    data, plan = model.meta.get("data", {}), model.pipeline.plan
+    split = data.get("split", {})
+    cuts = ", ".join(f"{k.removesuffix('_start')} from {split[k]}" for k in ("val_start", "test_start") if split.get(k))
+    return "\n\n".join([
+        "## Training data",
+        f"Source: {data.get('source', 'unknown')}; {data.get('series')} series of `{plan['target']}` by "
+        f"`{plan['time']}` (frequency {data.get('frequency')}, season {data.get('season')} steps); "
+        f"data fingerprint `{model.meta.get('fingerprint', {}).get('data', '?')}`.",
+        f"Split by time: {cuts or 'training only'}. Windows of {plan['lookback']} past steps and {plan['horizon']} "
+        "to forecast: " + ", ".join(f"{part} {n}" for part, n in data.get("windows", {}).items()) + ".",
+        f"Inputs per step: {', '.join(f'`{n}`' for n in plan['features'])}.",
+    ])  # fmt: skip
+
+
 def _data(model: TrainedModel) -> str:
+    if model.task == "forecast":
+        return _forecast_data(model)
     data = model.meta.get("data", {})
     rows = model.meta.get("rows", {})
     parts = [
@@ -118,7 +137,7 @@ def _data(model: TrainedModel) -> str:
 
 
 def _evaluation(model: TrainedModel, spread: dict[str, Any] | None) -> str:
-    names = CLASSIFICATION if model.task != "regression" else REGRESSION
+    names = {"regression": REGRESSION, "forecast": FORECAST}.get(model.task, CLASSIFICATION)
     metrics = model.meta.get("metrics", {})
     splits = [s for s in ("val", "test") if s in metrics]
     header = ["metric", *splits]
@@ -128,6 +147,13 @@ def _evaluation(model: TrainedModel, spread: dict[str, Any] | None) -> str:
         if any(metrics[s].get(m) is not None for s in splits)
     ]
     parts = ["## Evaluation", _table(header, rows) if rows else "No held-out metrics (split.test and split.val are 0)."]
+    last = metrics[splits[-1]] if splits else {}
+    if "baselines" in last:  # a forecast is only worth using if it beats these
+        compared = {"model": last, **last["baselines"]}
+        parts.append(
+            f"Against the naive and seasonal-naive forecasts of the same {splits[-1]} windows:\n\n"
+            + _table(["metric", *compared], [[m, *(v.get(m) for v in compared.values())] for m in FORECAST[:-1]])
+        )
     with_ci = next((metrics[s] for s in splits if metrics[s].get("ci")), None)
     if with_ci:
         parts.append(

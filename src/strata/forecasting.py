@@ -98,7 +98,7 @@ class Evaluation:
     frame: pd.DataFrame
     windows: dict[str, Any]  # part -> timeseries.Windows
     confidence: float  # of the interval fitted on the validation residuals
-    interval: tuple[np.ndarray, np.ndarray] | None = None  # offsets per horizon step, once fitted
+    interval: tuple[np.ndarray, np.ndarray] | None = None  # scaled offsets per horizon step, once fitted
 
 
 def anchored(x: np.ndarray, y: np.ndarray | None, plan: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -140,7 +140,7 @@ def prepare(recipe: Recipe, frame: pd.DataFrame) -> Prepared:
         one_step = plan["strategy"] == "recursive" and part != "train"
         sets[part] = _tensors(timeseries.windows(frame, plan, part, horizon=1) if one_step else judged[part], plan)
     empty = np.array([], dtype=np.int64)
-    why = f"forecast {plan['horizon']} step(s) ahead from {plan['lookback']} past steps ({plan['strategy']})"
+    why = f"{plan['horizon']} step(s) ahead from {plan['lookback']} past steps, {plan['strategy']}"
     prep = Prepared("forecast", why, pipeline, Split(empty, empty, empty), sets, frame_hash(frame))
     prep.forecast = Evaluation(frame, judged, recipe.evaluate.confidence)
     return prep
@@ -204,16 +204,29 @@ def held_out_metrics(fitted: Fitted, prep: Prepared) -> dict[str, dict[str, Any]
 
 
 def _interval_coverage(prep: Prepared, fitted: Fitted) -> dict[str, Any]:
-    from strata.data.timeseries import unscale
+    """Fit the interval on the validation residuals in each series' own scale (so a small series
+    gets a narrow band and a large one a wide band), and measure its coverage on the test period."""
+    from strata.data.timeseries import scale_target, unscale
     from strata.evaluation import forecast
 
     plan, level = prep.pipeline.plan, prep.forecast.confidence
     val, test = prep.forecast.windows["val"], prep.forecast.windows["test"]
-    low, high = forecast.intervals(unscale(val.y, val.series, plan), _forecasts(fitted, prep, "val"), level)
-    predicted = _forecasts(fitted, prep, "test")
-    truth = unscale(test.y, test.series, plan)
+    predicted_val = scale_target(_forecasts(fitted, prep, "val"), val.series, plan)
+    low, high = forecast.intervals(val.y.astype(np.float64), predicted_val, level)
     prep.forecast.interval = (low, high)
-    return {"interval_level": level, "coverage": float(forecast.coverage(truth, predicted + low, predicted + high))}
+    lower, upper = band(_forecasts(fitted, prep, "test"), test.series, plan, low, high)
+    truth = unscale(test.y, test.series, plan)
+    return {"interval_level": level, "coverage": float(forecast.coverage(truth, lower, upper))}
+
+
+def band(
+    predicted: np.ndarray, series: np.ndarray, plan: dict[str, Any], low: Any, high: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) in the target's units: the scaled offsets per step times each row's series scale."""
+    from strata.data.timeseries import unscale
+
+    scale = unscale(np.ones_like(predicted), series, plan) - unscale(np.zeros_like(predicted), series, plan)
+    return predicted + np.asarray(low) * scale, predicted + np.asarray(high) * scale
 
 
 def plots(recipe: Recipe, prep: Prepared, fitted: Fitted) -> dict[str, Callable[[], bytes]]:
@@ -230,7 +243,7 @@ def plots(recipe: Recipe, prep: Prepared, fitted: Fitted) -> dict[str, Callable[
         return {}
     predicted = _forecasts(fitted, prep, "test")
     truth = unscale(w.y, w.series, plan)
-    low, high = prep.forecast.interval or (None, None)
+    lower, upper = band(predicted, w.series, plan, *prep.forecast.interval) if prep.forecast.interval else (None, None)
     past = history(frame, plan)
     out: dict[str, Callable[[], bytes]] = {}
     for k, code in enumerate(list(dict.fromkeys(w.series.tolist()))[:PLOTTED_SERIES]):
@@ -243,8 +256,8 @@ def plots(recipe: Recipe, prep: Prepared, fitted: Fitted) -> dict[str, Callable[
         title = f"{recipe.display_name}: {plan['target']}" + (f" ({plan['series']} {sid})" if plan["series"] else "")
         out[name] = partial(
             forecast.forecast_plot, times[before][-span:], values[before][-span:], w.times[last], truth[last],
-            predicted[last], None if low is None else predicted[last] + low,
-            None if high is None else predicted[last] + high, title=title, confidence=prep.forecast.confidence,
+            predicted[last], None if lower is None else lower[last], None if upper is None else upper[last],
+            title=title, confidence=prep.forecast.confidence,
         )  # fmt: skip
     return out
 
@@ -285,7 +298,7 @@ def predict_frame(network: Any, pipeline: ForecastPipeline, frame: pd.DataFrame,
             "forecast": values.reshape(-1),
         }
     )
-    if interval is not None:
-        table["lower"] = (values + np.asarray(interval["lower"])).reshape(-1)
-        table["upper"] = (values + np.asarray(interval["upper"])).reshape(-1)
+    if interval is not None:  # offsets in each series' scaled units, fitted on the validation residuals
+        lower, upper = band(values, w.series, plan, interval["lower"], interval["upper"])
+        table["lower"], table["upper"] = lower.reshape(-1), upper.reshape(-1)
     return table

@@ -251,9 +251,11 @@ def test_latest_windows_refuse_unseen_series_and_short_history():
 
 # ------------------------------------------------------------------------------------- errors
 def test_missing_column_is_named_with_a_suggestion():
-    with pytest.raises(DataError, match=r"^column 'sale' is not in the data \(did you mean 'sales'\?\)$"):
+    with pytest.raises(DataError, match=r"^data\.target: column 'sale' is not in the data \(did you mean 'sales'\?\)$"):
         fit_plan(monthly(), SINGLE, "sale", test=0.2, val=0.1)
-    with pytest.raises(DataError, match=r"^column 'mnth' is not in the data \(did you mean 'month'\?\)$"):
+    with pytest.raises(
+        DataError, match=r"^forecast\.time: column 'mnth' is not in the data \(did you mean 'month'\?\)$"
+    ):
         fit_plan(monthly(), SINGLE.model_copy(update={"time": "mnth"}), "sales", test=0.2, val=0.1)
 
 

@@ -150,10 +150,11 @@ def season_of(given: int | None, freq: str | None, time_kind: str) -> tuple[int,
 
 def read(frame: pd.DataFrame, spec: dict[str, Any], time_kind: str | None) -> tuple[Table, str]:
     """The table sorted by series and time, with every value checked; and the time column's kind."""
-    names = [spec["time"], spec["series"], spec["target"], *spec["covariates"]]
-    for name in filter(None, names):
-        if name not in frame.columns:
-            raise DataError(f"column '{name}' is not in the data{did_you_mean(name, frame.columns)}")
+    roles = [("forecast.time", spec["time"]), ("forecast.series", spec["series"]), ("data.target", spec["target"])]
+    roles += [(f"forecast.covariates[{i}]", c) for i, c in enumerate(spec["covariates"])]
+    for key, name in roles:
+        if name is not None and name not in frame.columns:
+            raise DataError(f"{key}: column '{name}' is not in the data{did_you_mean(name, frame.columns)}")
     if frame.empty:
         raise DataError("the table has no rows")
     times, time_kind = _parse_time(frame[spec["time"]], time_kind)

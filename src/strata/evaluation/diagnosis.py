@@ -108,7 +108,8 @@ def _underfitting(train: np.ndarray, val: np.ndarray | None, baseline: float | N
     return Diagnosis(
         "underfitting",
         f"the training loss ends at {train[-1]:.4g}, {relation} the {baseline:.4g} of a constant prediction",
-        ["a larger network (model.hidden)", "more epochs", "a higher learning rate", "less regularisation "
+        ["a larger network (model.hidden; model.hidden_size for rnn, lstm, gru; d_model for a transformer)",
+         "more epochs", "a higher learning rate", "less regularisation "
          "(dropout, weight decay, l1)", "check that the inputs carry signal (features, target)"],
     )  # fmt: skip
 

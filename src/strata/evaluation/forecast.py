@@ -68,8 +68,8 @@ def _pair(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _mape(truth: np.ndarray, error: np.ndarray, notes: dict[str, str]) -> float | None:
-    """A fraction (0.05 is 5%), as MAPE is for regression. Undefined where the truth is zero, so None for the whole set rather than a number
-    that silently leaves those steps out (or an infinity)."""
+    """A fraction (0.05 is 5%), as MAPE is for regression. Undefined where the truth is zero, so None
+    for the whole set rather than a number that silently leaves those steps out (or an infinity)."""
     zeros = int((~nonzero_targets(truth.ravel())).sum())
     if zeros:
         notes["mape"] = f"the truth is zero at {zeros} of {truth.size} steps, where a percentage error is undefined"

@@ -19,6 +19,9 @@ HEADLINE = (
 )  # fmt: skip
 
 
+FORECAST = ("mae", "rmse", "mape", "smape", "mase_naive", "mase_seasonal", "coverage")  # a forecast's, in its report
+
+
 def score(task: str, target_state: dict[str, Any], y: np.ndarray, predictions: np.ndarray) -> dict[str, Any]:
     """Metrics from an encoded target and the model's predictions (probabilities, or scaled values)."""
     from strata.features import target

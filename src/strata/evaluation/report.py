@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strata.errors import BundleError, StrataError
+from strata.evaluation.metrics import FORECAST
 
 if TYPE_CHECKING:
     from strata.bundle import TrainedModel
@@ -74,7 +75,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def _metrics(model: TrainedModel) -> str:
     metrics = model.meta.get("metrics", {})
-    names = CLASSIFICATION if model.task != "regression" else REGRESSION
+    names = {"regression": REGRESSION, "forecast": FORECAST}.get(model.task, CLASSIFICATION)
     splits = [s for s in ("val", "test") if s in metrics]
     rows = [[n, *(with_interval(metrics[s], n) for s in splits)] for n in names if any(n in metrics[s] for s in splits)]
     level = next((metrics[s].get("ci_level") for s in splits if metrics[s].get("ci_level")), None)
@@ -87,6 +88,11 @@ def _metrics(model: TrainedModel) -> str:
             ["class", "precision", "recall", "f1", "support"],
             [[html.escape(c), *(_fmt(v[k]) for k in ("precision", "recall", "f1", "support"))]
              for c, v in last["per_class"].items()]))  # fmt: skip
+    if "baselines" in last:  # a forecast: the naive forecasts of the same windows, beside the model
+        compared = {"model": last, **last["baselines"]}
+        cells = [[n, *(_fmt(v.get(n)) for v in compared.values())] for n in FORECAST[:-1]]
+        parts.append(f"<h3>Against the baselines ({splits[-1]}; MASE &lt; 1 beats that baseline's one-step "
+                     "in-sample error)</h3>" + _table(["metric", *compared], cells))  # fmt: skip
     if "per_target" in last:
         parts.append(f"<h3>Per target ({splits[-1]})</h3>" + _table(
             ["target", *REGRESSION], [[html.escape(t), *(with_interval(v, n) for n in REGRESSION)]

@@ -93,9 +93,13 @@ def group(
     the targets (those present), constant per id. The ids become the index."""
     from strata.errors import did_you_mean
 
-    for name in (id_column, order, *(features or [])):
+    for name in (id_column, order):
         if name is not None and name not in frame.columns:
             raise DataError(f"data.sequences: column '{name}' is not in the data{did_you_mean(name, frame.columns)}")
+    missing = [name for name in features or [] if name not in frame.columns]
+    if missing:
+        raise DataError(f"data is missing column '{missing[0]}'{did_you_mean(missing[0], frame.columns)}; each step "
+                        f"needs {', '.join(features)}")  # fmt: skip
     targets = [t for t in targets if t in frame.columns]
     used = {id_column, order, *targets, *drop}
     features = features or [c for c in frame.columns if c not in used]

@@ -177,8 +177,8 @@ def _signature(bundle: Path) -> tuple[Any, Any]:
     from strata.bundle import load
 
     model = load(bundle)
-    if any(column["kind"] == "image" for column in model.pipeline.columns):
-        return None, None  # pictures or file paths in a column: no MLflow column type says that
+    if model.task == "forecast" or any(column["kind"] in ("image", "sequence") for column in model.pipeline.columns):
+        return None, None  # pictures, arrays of steps, a history of many rows: no MLflow column type says that
     row = {column["name"]: _example_value(column) for column in model.pipeline.columns}
     example = pd.DataFrame([row])
     inputs = Schema([ColSpec("string" if isinstance(v, str) else AnyType(), name) for name, v in row.items()])
@@ -191,6 +191,8 @@ def _example_value(column: dict[str, Any]) -> float | str:
     state = column["state"]
     if column["kind"] == "numeric":
         return float(state["fill"])
+    if column["kind"] == "text":
+        return "an example text"
     levels = state["levels"] if column["kind"] == "binary" else [v for v in state["vocab"] if not v.startswith("<")]
     if levels and all(_as_number(v) is not None for v in levels):
         return _as_number(levels[0])  # type: ignore[return-value]
