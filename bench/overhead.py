@@ -103,6 +103,26 @@ def hand_written_loop(model: Any, data: tuple, epochs: int, batch: int, lr: floa
         return times, accuracy(model(torch.from_numpy(Xte)), yte)
 
 
+def epoch_timer() -> Any:
+    """A callback timing each epoch from one epoch end to the next: everything the loop does, as the
+    floor's timer. `.times` holds the seconds (bench/peer_bench.py uses it too)."""
+    from strata.training.callbacks import Callback
+
+    class EpochTimer(Callback):
+        def __init__(self) -> None:
+            self.times: list[float] = []
+
+        def on_train_begin(self, trainer: Any) -> None:
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, trainer: Any, logs: dict[str, float]) -> None:
+            now = time.perf_counter()
+            self.times.append(now - self.start)
+            self.start = now
+
+    return EpochTimer()
+
+
 def run_trainer(data: tuple, epochs: int) -> tuple[list[float], float, dict[str, Any]]:
     """Strata's Trainer with the floor's data, seeds and initial weights: only the loop differs."""
     from types import SimpleNamespace
@@ -112,22 +132,7 @@ def run_trainer(data: tuple, epochs: int) -> tuple[list[float], float, dict[str,
     from strata.data.batches import TensorSet
     from strata.models import build
     from strata.recipe import MLPConfig, OptimizerConfig, Seeds, TrainConfig
-    from strata.training.callbacks import Callback
     from strata.training.trainer import Trainer
-
-    class EpochTimer(Callback):
-        """Wall time from one epoch end to the next: everything the loop does, as the floor's timer."""
-
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def on_train_begin(self, trainer: Trainer) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-            now = time.perf_counter()
-            self.times.append(now - self.start)
-            self.start = now
 
     Xtr, ytr, Xte, yte = data
     # The builder reads only the input shape from a fitted pipeline; 32 numbers, no embeddings.
@@ -135,7 +140,7 @@ def run_trainer(data: tuple, epochs: int) -> tuple[list[float], float, dict[str,
     net = MLPConfig(hidden=[256, 256], activation="relu", norm="none", dropout=0.0, init="default")
     cfg = TrainConfig(epochs=epochs, batch_size=BATCH, optimizer=OptimizerConfig(name="adam", lr=LR))
     # Seed 0 everywhere: the floor's batch order (Generator seeded 0) and weights (manual_seed(0)).
-    timer = EpochTimer()
+    timer = epoch_timer()
     trainer = Trainer(build(net, shape, 2, 0), torch.nn.CrossEntropyLoss(), cfg, Seeds(0, 0, 0), callbacks=[timer])
     trainer.fit(TensorSet(as_inputs(Xtr), torch.from_numpy(ytr).long()))
     return timer.times, accuracy(trainer.predict(as_inputs(Xte)), yte), {}

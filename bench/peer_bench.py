@@ -32,6 +32,7 @@ from overhead import (  # the measurement machinery and the floor loop are share
     accuracy,
     busy_cpu_seconds,
     disturbed,
+    epoch_timer,
     machine_line,
     median_of,
     others_share,
@@ -78,7 +79,6 @@ def run_trainer(net: Any, slot: str, data: Data, epochs: int, batch: int) -> tup
 
     from strata.data.batches import TensorSet
     from strata.recipe import OptimizerConfig, Seeds, TrainConfig
-    from strata.training.callbacks import Callback
     from strata.training.trainer import Trainer
 
     class ByName(torch.nn.Module):
@@ -91,24 +91,10 @@ def run_trainer(net: Any, slot: str, data: Data, epochs: int, batch: int) -> tup
         def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
             return self.net(inputs[slot])
 
-    class EpochTimer(Callback):
-        """Wall time from one epoch end to the next: everything the loop does, as the floor's timer."""
-
-        def __init__(self) -> None:
-            self.times: list[float] = []
-
-        def on_train_begin(self, trainer: Trainer) -> None:
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, trainer: Trainer, logs: dict[str, float]) -> None:
-            now = time.perf_counter()
-            self.times.append(now - self.start)
-            self.start = now
-
     Xtr, ytr, Xte, yte = data
     model = ByName()
     cfg = TrainConfig(epochs=epochs, batch_size=batch, optimizer=OptimizerConfig(name="adam", lr=LR))
-    timer = EpochTimer()
+    timer = epoch_timer()
     trainer = Trainer(model, torch.nn.CrossEntropyLoss(), cfg, Seeds(0, 0, 0), callbacks=[timer])
     trainer.fit(TensorSet({slot: torch.from_numpy(Xtr)}, torch.from_numpy(ytr).long()))
     acc = accuracy(trainer.predict({slot: torch.from_numpy(Xte)}), yte)
