@@ -39,6 +39,11 @@ _LAZY = {
     "load_dataset": "strata.data.datasets",
     "train_seeds": "strata.experiments",
     "reproduce": "strata.experiments",
+    "cross_validate": "strata.crossval",
+    "tune": "strata.search",
+    "Ensemble": "strata.ensemble",
+    "bagging": "strata.ensemble",
+    "stack": "strata.ensemble",
 }
 
 __all__ = [
@@ -47,6 +52,7 @@ __all__ = [
     "DataError",
     "DeepClassifier",
     "DeepRegressor",
+    "Ensemble",
     "NotFittedError",
     "Recipe",
     "RecipeError",
@@ -56,21 +62,28 @@ __all__ = [
     "TrainResult",
     "TrainedModel",
     "TrainingError",
+    "bagging",
+    "cross_validate",
     "load",
     "load_dataset",
     "lr_find",
     "report",
     "reproduce",
+    "stack",
     "train",
     "train_seeds",
+    "tune",
 ]
 
 if TYPE_CHECKING:
     from strata.api import TrainResult, load, lr_find, report, train
     from strata.bundle import TrainedModel
+    from strata.crossval import cross_validate
     from strata.data.datasets import DATASETS, load_dataset
+    from strata.ensemble import Ensemble, bagging, stack
     from strata.experiments import reproduce, train_seeds
     from strata.recipe import Recipe
+    from strata.search import tune
     from strata.sklearn import DeepClassifier, DeepRegressor
 
 

@@ -63,14 +63,14 @@ class Reporter:
         for tip in found.suggestions:
             self.console.print(f"  try: {tip}")
 
-    def spread(self, summary: dict[str, dict[str, float]], part: str) -> None:
-        """Mean, standard deviation and 95% confidence interval of each metric over seeds."""
+    def spread(self, summary: dict[str, dict[str, float]], part: str, over: str = "seeds") -> None:
+        """Mean, standard deviation and 95% confidence interval of each metric over seeds (or folds)."""
         if self.quiet or not summary:
             return
         from rich.table import Table
 
         n = next(iter(summary.values()))["n"]
-        table = Table(title=f"{part} metrics over {n} seeds (95% CI, t-distribution)", title_justify="left")
+        table = Table(title=f"{part} metrics over {n} {over} (95% CI, t-distribution)", title_justify="left")
         for col in ("metric", "mean", "std", "95% CI"):
             table.add_column(col, justify="left" if col == "metric" else "right")
         for name, s in summary.items():

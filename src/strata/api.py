@@ -279,9 +279,13 @@ def report(source: str | Path, out: str | Path = "report.html", tracking_uri: st
 def load(path: str | Path, tracking_uri: str | None = None) -> TrainedModel:
     """Load a bundle folder, or a registered model: `models:/NAME@ALIAS` or `models:/NAME/VERSION`
     (from `tracking_uri`, else $STRATA_TRACKING_URI, else the local store). Predictions equal those
-    of the process that trained the model."""
+    of the process that trained the model. A folder written by `strata ensemble` loads as an Ensemble."""
     from strata.bundle import load as load_bundle
 
+    if not str(path).startswith("models:/") and (Path(path) / "ensemble.json").is_file():
+        from strata.ensemble import load as load_ensemble
+
+        return load_ensemble(path)  # type: ignore[return-value]  # the same predict/evaluate interface
     if str(path).startswith("models:/"):
         from strata.track.registry import load_registered
 

@@ -90,6 +90,155 @@ def train(
 
 
 @app.command()
+def cv(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.", metavar="RECIPE", show_default=False)],
+    overrides: SetOption = None,
+    folds: Annotated[int, typer.Option(help="Number of folds.", metavar="K")] = 5,
+    kind: Annotated[
+        str,
+        typer.Option(help="auto, kfold, stratified, group, repeated, timeseries (rows in file order).", metavar="KIND"),
+    ] = "auto",
+    group: Annotated[
+        str | None, typer.Option(help="Keep the rows of each value of this column in one fold.", metavar="COLUMN")
+    ] = None,
+    repeats: Annotated[int, typer.Option(help="Repeat k-fold this many times, reshuffled.", metavar="N")] = 1,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for cv.json, oof.csv and one bundle per fold.", show_default="models/<name>-cv", metavar="DIR"
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Data file to use instead of the recipe's data source.", metavar="FILE")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Cross-validate a recipe: the pipeline and the network fitted inside each fold; per-fold
+    metrics, their mean, standard deviation and 95% interval, and out-of-fold predictions."""
+    from strata._console import Reporter
+    from strata.crossval import cross_validate
+    from strata.recipe import Recipe
+
+    spec = Recipe.from_yaml(recipe, overrides or [])
+    folder = out or Path("models") / f"{spec.display_name}-cv"
+    result = cross_validate(spec, data, folds=folds, kind=kind, group=group, repeats=repeats, quiet=quiet,
+                            out=folder)  # fmt: skip
+    report = Reporter(quiet)
+    report.spread(result.summary, f"{result.kind} cross-validation, held-out", over="folds")
+    report.note(f"per-fold metrics: {folder / 'cv.json'}; out-of-fold predictions: {folder / 'oof.csv'}")
+
+
+@app.command()
+def tune(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file with a tune: section.", metavar="RECIPE")],
+    overrides: SetOption = None,
+    jobs: Annotated[int, typer.Option(help="Worker processes working on the study.", metavar="N")] = 1,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Optuna storage URL shared by workers or machines.",
+            show_default="sqlite:///strata-runs/optuna.db",
+            metavar="URL",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for best.yaml, best/, trials/ and the plots.", show_default="models/<name>-tune", metavar="DIR"
+        ),
+    ] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Data file to use instead of the recipe's data source.", metavar="FILE")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Search the recipe's tune.space with Optuna; an interrupted study resumes where it stopped."""
+    from strata.recipe import Recipe
+    from strata.search import tune as search
+
+    search(Recipe.from_yaml(recipe, overrides or []), data, jobs=jobs, storage=storage, out=out, quiet=quiet)
+
+
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="A recipe (.yaml) or a trained model (bundle, models:/...).", metavar="A")],
+    b: Annotated[str, typer.Argument(help="The other one, of the same kind.", metavar="B")],
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Labelled data: required for two models, optional for recipes.", metavar="FILE"),
+    ] = None,
+    folds: Annotated[int, typer.Option(help="Folds, when comparing two recipes.", metavar="K")] = 5,
+    metric: Annotated[
+        str | None, typer.Option(help="Metric to compare.", show_default="accuracy or rmse", metavar="NAME")
+    ] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Is B better than A? Two recipes: cross-validated on the same folds, corrected resampled t-test.
+    Two models: McNemar's test and a paired bootstrap on one labelled table."""
+    from strata.comparison import compare_models, compare_recipes
+    from strata.errors import StrataError
+
+    recipes = [x.endswith((".yaml", ".yml")) for x in (a, b)]
+    if all(recipes):
+        found = compare_recipes(a, b, data, folds=folds, metric=metric, quiet=quiet)
+        typer.echo(" ".join(f"{k}: " + ", ".join(f"{v:.4g}" for v in vs) for k, vs in found["scores"].items()))
+    elif any(recipes):
+        raise StrataError("compare: give two recipes (.yaml) or two trained models, not one of each")
+    elif data is None:
+        raise StrataError("compare: two trained models are compared on labelled rows; give --data FILE")
+    else:
+        found = compare_models(a, b, data, metric=metric)
+        if "verdict_mcnemar" in found:
+            typer.echo(found["verdict_mcnemar"])
+    typer.echo(found["verdict"])
+
+
+@app.command()
+def ensemble(
+    bundles: Annotated[
+        list[str], typer.Argument(help="Trained models: bundle folders or models:/NAME@ALIAS.", metavar="MODEL...")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for the ensemble (a bundle like any other).", metavar="DIR")],
+    method: Annotated[str, typer.Option(help="mean (probabilities or values) or vote (labels).", metavar="M")] = "mean",
+) -> None:
+    """Combine trained models (e.g. the seed-<s> bundles of --seeds, a study's trials, cv's folds) into one."""
+    from strata.ensemble import Ensemble
+
+    path = Ensemble.from_bundles(bundles, method).save(out)
+    typer.echo(f"ensemble of {len(bundles)} models ({method}) saved to {path}")
+
+
+@app.command()
+def bag(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.", metavar="RECIPE")],
+    out: Annotated[Path, typer.Option(help="Folder for the bagged ensemble.", metavar="DIR")],
+    n: Annotated[int, typer.Option(help="Members, each trained on a bootstrap resample.", metavar="N")] = 5,
+    overrides: SetOption = None,
+) -> None:
+    """Bagging: train N models on bootstrap resamples of the data and average them."""
+    from strata.ensemble import bagging
+    from strata.recipe import Recipe
+
+    spec = Recipe.from_yaml(recipe, overrides or [])
+    bagging(spec, n=n, seed=spec.seed, out=out)
+    typer.echo(f"bagged ensemble of {n} models saved to {out}")
+
+
+@app.command()
+def stack(
+    recipes: Annotated[list[Path], typer.Argument(help="Two or more recipes on the same data.", metavar="RECIPE...")],
+    out: Annotated[Path, typer.Option(help="Folder for the stacked ensemble.", metavar="DIR")],
+    folds: Annotated[int, typer.Option(help="Folds for the out-of-fold predictions.", metavar="K")] = 5,
+) -> None:
+    """Stacking: a logistic (or ridge) meta-model over the recipes' out-of-fold predictions."""
+    from strata.ensemble import stack as stacked
+    from strata.recipe import Recipe
+
+    stacked([Recipe.from_yaml(r) for r in recipes], folds=folds, out=out)
+    typer.echo(f"stacked ensemble of {len(recipes)} models saved to {out}")
+
+
+@app.command()
 def evaluate(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `strata train`.", metavar="BUNDLE")],
     data: Annotated[

@@ -39,6 +39,7 @@ from strata.models.specs import (
     RNNConfig,
     TransformerConfig,
 )
+from strata.tuning.space import TuneConfig
 
 Activation = Literal["relu", "leaky_relu", "elu", "gelu", "tanh", "sigmoid"]
 Task = Literal["auto", "binary", "multiclass", "regression"]
@@ -493,6 +494,7 @@ class Recipe(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     track: TrackConfig = TrackConfig()
     card: CardConfig = CardConfig()
+    tune: TuneConfig | None = None  # a hyperparameter search over this recipe (`strata tune`)
 
     @field_validator("track", mode="before")
     @classmethod
@@ -613,7 +615,7 @@ class Recipe(_Section):
         without its name, where the data comes from (the data fingerprint covers the data itself),
         evaluation, tracking and card settings; and without the seed when `seed=False`."""
         spec = self.to_dict()
-        for key in ("name", "evaluate", "track", "card", *(() if seed else ("seed",))):
+        for key in ("name", "evaluate", "track", "card", "tune", *(() if seed else ("seed",))):
             spec.pop(key)
         for key in ("dataset", "path", "format"):
             spec["data"].pop(key)

@@ -54,9 +54,10 @@ def _class_codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str
     return codes, [str(level) for level in levels]
 
 
-def prepare(recipe: Recipe, frame: pd.DataFrame) -> Prepared:
+def prepare(recipe: Recipe, frame: pd.DataFrame, split: Split | None = None) -> Prepared:
     """Split the table and fit the feature pipeline on the training rows only (a forecast: cut
-    it by time and window it, see strata.forecasting)."""
+    it by time and window it, see strata.forecasting). `split` replaces the recipe's hold-out split
+    (cross-validation passes each fold's)."""
     import torch
 
     if recipe.forecast is not None:
@@ -77,7 +78,8 @@ def prepare(recipe: Recipe, frame: pd.DataFrame) -> Prepared:
             raise DataError(f"card.slices: column '{column}' is not in the data{did_you_mean(column, frame.columns)}")
     task, why = target.infer_task(frame, targets, recipe.data.task)
     codes, names = _class_codes(frame, targets[0]) if task != "regression" else (None, None)
-    split = holdout(codes, len(frame), recipe.split, recipe.seeds.data, names)
+    if split is None:
+        split = holdout(codes, len(frame), recipe.split, recipe.seeds.data, names)
     if codes is not None:
         unseen = sorted(set(range(len(names))) - set(codes[split.train].tolist()))
         if unseen:
