@@ -58,7 +58,7 @@ def test_stacked_and_averaged_ensembles_are_bundles_that_load_and_predict(tmp_pa
     assert np.allclose(stacked.predict_proba(rows).sum(1), 1)
     for seed in (0, 1):
         strata.train(IRIS | {"seed": seed}, out=tmp_path / f"seed-{seed}", quiet=True)
-    code, out, err = cli(capsys, "ensemble", tmp_path / "seed-0", tmp_path / "seed-1", "--out", tmp_path / "avg")
+    code, _, err = cli(capsys, "ensemble", tmp_path / "seed-0", tmp_path / "seed-1", "--out", tmp_path / "avg")
     assert code == 0, err
     averaged = strata.load(tmp_path / "avg")
     members = [strata.load(tmp_path / f"seed-{s}").predict_proba(rows) for s in (0, 1)]

@@ -71,3 +71,11 @@ def test_a_bad_search_space_fails_before_any_trial(tmp_path):
         Recipe.from_dict(_recipe(tmp_path) | {"tune": {"space": {"train.optimizer.lr": {"uniform": [0.1, 0.001]}}}})
     with pytest.raises(RecipeError, match="tune: the recipe has no tune section"):
         strata.tune({"data": {"dataset": "iris", "target": "species"}})
+
+
+def test_trials_can_be_scored_by_cross_validation(tmp_path):
+    recipe = _recipe(tmp_path, cv=2, metric="val_accuracy") | {"track": False}
+    recipe["tune"]["space"] = {"train.optimizer.lr": {"choice": [1e-6, 3e-2]}}
+    result = strata.tune(recipe, storage=f"sqlite:///{tmp_path / 'optuna.db'}", out=tmp_path / "o", quiet=True)
+    assert result.summary["direction"] == "maximize" and 0 < result.best_value <= 1
+    assert result.best_params == {"train.optimizer.lr": 3e-2}  # 1e-6 learns nothing in three epochs
