@@ -124,7 +124,8 @@ def tune(
                    metric=cfg.metric, cv=cfg.cv)  # fmt: skip
     try:
         # a diverging trial (too high a learning rate) is a failed trial, not the end of the search
-        run(study, work, cfg, jobs=jobs, progress=_progress(report, cfg.trial_count), catch=(TrainingError,))
+        with _TrialBar(report, cfg.trial_count) as bar:
+            run(study, work, cfg, jobs=jobs, progress=bar, catch=(TrainingError,))
         result = _finish(recipe, study, folder, parent, report)
     except BaseException:
         if parent is not None:
@@ -137,18 +138,39 @@ def _portable(data: Any) -> Any:
     return str(Path(data).resolve()) if isinstance(data, str | Path) else data
 
 
-def _progress(report: Any, total: int) -> Any:
-    import optuna
+class _TrialBar:
+    """A progress bar of the study: trials done of the budget, the best value, the pruned count; and
+    one line per finished trial above it."""
 
-    def show(study: Any, trial: Any) -> None:
+    def __init__(self, report: Any, total: int):
+        self.report, self.total, self.bar = report, total, None
+
+    def __enter__(self) -> _TrialBar:
+        if not self.report.quiet:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            columns = (TextColumn("tuning"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
+            self.bar = Progress(*columns, TimeElapsedColumn(), console=self.report.console)
+            self.task = self.bar.add_task("", total=self.total)
+            self.bar.start()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        import optuna
+
         states = [t.state for t in study.trials]
         done = sum(s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states)
         pruned = sum(s == optuna.trial.TrialState.PRUNED for s in states)
-        best = next((f"{study.best_value:.5g}" for _ in [0] if _has_best(study)), "-")
+        best = f"{study.best_value:.5g}" if _has_best(study) else "-"
         value = f"{trial.value:.5g}" if trial.value is not None else trial.state.name.lower()
-        report.note(f"trial {trial.number}: {value}  [{done}/{total} done, best {best}, {pruned} pruned]")
-
-    return show
+        if self.bar is None:
+            return
+        self.bar.console.print(f"trial {trial.number}: {value}")
+        self.bar.update(self.task, completed=min(done, self.total), description=f"best {best}, {pruned} pruned")
 
 
 def _has_best(study: Any) -> bool:
