@@ -56,6 +56,11 @@ def test_stacked_and_averaged_ensembles_are_bundles_that_load_and_predict(tmp_pa
     assert isinstance(stacked, strata.Ensemble) and stacked.method == "stacking"
     rows = strata.load_dataset("iris").drop(columns="species")
     assert np.allclose(stacked.predict_proba(rows).sum(1), 1)
+    labelled = tmp_path / "iris.csv"
+    strata.load_dataset("iris").to_csv(labelled, index=False)
+    code, out, err = cli(capsys, "evaluate", tmp_path / "stack", labelled)  # the recipe's bootstrap, like a bundle
+    assert code == 0 and "accuracy" in out, err
+    assert "no significant difference" in compare_models(tmp_path / "stack", tmp_path / "stack", labelled)["verdict"]
     for seed in (0, 1):
         strata.train(IRIS | {"seed": seed}, out=tmp_path / f"seed-{seed}", quiet=True)
     code, _, err = cli(capsys, "ensemble", tmp_path / "seed-0", tmp_path / "seed-1", "--out", tmp_path / "avg")

@@ -52,11 +52,12 @@ def test_repeated_folds_predict_every_row_once_per_repeat():
     assert result.oof.groupby("repeat")["row"].apply(lambda r: sorted(r) == list(range(150))).all()
 
 
-def test_group_folds_keep_each_group_in_one_fold():
+def test_group_folds_keep_each_group_in_one_fold(tmp_path):
     frame = strata.load_dataset("iris")
     frame["plant"] = np.arange(len(frame)) % 10  # ten plants, each measured 15 times
-    recipe = {"data": {"target": "species", "drop": ["plant"]}, "train": {"epochs": 2}, "track": False}
-    result = strata.cross_validate(recipe, frame, folds=3, group="plant")
+    recipe = {"data": {"target": "species"}, "train": {"epochs": 2}, "track": False}
+    result = strata.cross_validate(recipe, frame, folds=3, group="plant", out=tmp_path)
+    assert "plant" not in strata.load(tmp_path / "fold-0").pipeline.input_names  # an id to group by, not an input
     plants = frame["plant"].to_numpy()[result.oof["row"].to_numpy()]
     assert result.kind == "group"
     assert pd.Series(result.oof["fold"].to_numpy()).groupby(plants).nunique().max() == 1
@@ -69,6 +70,8 @@ def test_cross_validation_errors_are_one_line():
         strata.cross_validate(IRIS, folds=3, kind="kfolds")
     with pytest.raises(DataError, match="k"):
         strata.cross_validate(IRIS, folds=1)
+    with pytest.raises(RecipeError, match="--group applies to group folds"):
+        strata.cross_validate(IRIS, folds=3, kind="timeseries", group="species")
 
 
 def test_cli_cv_prints_the_spread_and_writes_the_files(tmp_path, capsys):

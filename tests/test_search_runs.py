@@ -79,3 +79,25 @@ def test_trials_can_be_scored_by_cross_validation(tmp_path):
     result = strata.tune(recipe, storage=f"sqlite:///{tmp_path / 'optuna.db'}", out=tmp_path / "o", quiet=True)
     assert result.summary["direction"] == "maximize" and 0 < result.best_value <= 1
     assert result.best_params == {"train.optimizer.lr": 3e-2}  # 1e-6 learns nothing in three epochs
+    assert (tmp_path / "o" / "best" / "weights.safetensors").exists()  # trained once, from best.yaml
+
+
+def test_a_metric_the_runs_do_not_measure_fails_before_any_trial(tmp_path):
+    recipe = _recipe(tmp_path, metric="val_los")
+    with pytest.raises(RecipeError, match=r"tune\.metric: 'val_los' is not measured for this recipe \(did you mean 'val_loss'\?\)"):
+        strata.tune(recipe, storage=f"sqlite:///{tmp_path / 'optuna.db'}", out=tmp_path / "out", quiet=True)
+    regression = _recipe(tmp_path, metric="val_accuracy") | {"data": {"dataset": "diabetes", "target": "progression"}}
+    with pytest.raises(RecipeError, match="'val_accuracy' is not measured"):
+        strata.tune(regression, storage=f"sqlite:///{tmp_path / 'optuna.db'}", out=tmp_path / "out", quiet=True)
+    assert not (tmp_path / "optuna.db").exists()
+
+
+def test_a_resumed_random_search_draws_new_values(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    recipe = _recipe(tmp_path, strategy="random", trials=2) | {"track": False}
+    recipe["tune"]["space"] = {"train.optimizer.lr": {"loguniform": [1e-4, 1e-1]}}
+    strata.tune(recipe, storage=storage, out=tmp_path / "out", quiet=True)
+    recipe["tune"]["trials"] = 4
+    strata.tune(recipe, storage=storage, out=tmp_path / "out", quiet=True)
+    values = [t.params["train.optimizer.lr"] for t in optuna.load_study(study_name="iris", storage=storage).trials]
+    assert len(values) == 4 and len(set(values)) == 4

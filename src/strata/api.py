@@ -245,6 +245,20 @@ def _tensorboard(recipe: Recipe, run: TrackedRun | None) -> Callback:
     return TensorBoard(folder)
 
 
+def _measured_each_epoch(recipe: Recipe, data: Any) -> list[str]:
+    """The metric names a run of `recipe` logs every epoch (train_loss; val_* with a validation split)."""
+    from strata.data.sources import load_frame
+    from strata.evaluation.metrics import epoch_metrics
+    from strata.features import target
+
+    if recipe.forecast is not None:
+        return ["train_loss", "val_loss"]
+    frame = load_frame(recipe.data, data)
+    task, _ = target.infer_task(frame, recipe.data.targets, recipe.data.task)
+    per_epoch = ["loss", *epoch_metrics(task, len(recipe.data.targets))]
+    return ["train_loss", *(f"val_{m}" for m in per_epoch if recipe.split.val > 0)]
+
+
 def lr_find(
     recipe: Recipe | dict[str, Any] | str | Path,
     data: pd.DataFrame | str | Path | None = None,

@@ -16,7 +16,8 @@ import numpy as np
 
 from strata.errors import DataError, RecipeError
 
-LOWER_IS_BETTER = ("loss", "log_loss", "brier", "ece", "mae", "rmse", "mape", "median_ae", "smape")
+LOWER_IS_BETTER = ("loss", "log_loss", "brier", "ece", "mae", "mse", "rmse", "mape", "median_ae", "smape",
+                   "mase_naive", "mase_seasonal")  # fmt: skip
 
 
 def _metric(task: str, metric: str | None) -> str:
@@ -56,11 +57,15 @@ def compare_models(a: Any, b: Any, data: Any, *, metric: str | None = None, seed
         raise DataError(f"compare: the models predict different things ({first.task} {first.classes} vs "
                         f"{second.task} {second.classes}); compare models of one target")  # fmt: skip
     frame = first.read(data)
-    target = first.pipeline.target["columns"]
+    pipeline = first.members[0].pipeline if hasattr(first, "members") else first.pipeline  # an Ensemble's
+    target = pipeline.target["columns"]
     missing = [t for t in target if t not in frame.columns]
     if missing:
         raise DataError(f"compare: the data needs the target column '{missing[0]}' to score the models")
     name = _metric(first.task, metric)
+    if first.task != "regression" and name != "accuracy":
+        raise RecipeError(f"--metric {name!r}: two classifiers are compared on one table by which rows each gets "
+                          "right (accuracy); compare recipes (cross-validated) for other metrics")  # fmt: skip
     y = frame[target[0]].to_numpy()
     pa, pb = first.predict(frame), second.predict(frame)
     names = ("A", "B")

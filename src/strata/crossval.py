@@ -80,6 +80,11 @@ def cross_validate(
     from strata.features import target
 
     recipe = as_recipe(recipe)
+    if group is not None and kind not in ("auto", "group"):
+        raise RecipeError(f"--group applies to group folds; --kind {kind} would ignore it (use --kind group)")
+    listed = {c.name for c in recipe.features.columns or []}
+    if group is not None and group not in (*recipe.data.drop, *recipe.data.targets, *listed):
+        recipe = recipe.override({"data.drop": [*recipe.data.drop, group]})  # an id to group by, not an input
     if recipe.forecast is not None:
         raise RecipeError("cross-validation of a forecast: use forecast's own time split (rolling origins are "
                           "not available yet); remove the forecast section or use strata train")  # fmt: skip

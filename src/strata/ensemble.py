@@ -177,13 +177,15 @@ class Ensemble:
             result["prediction" if len(names) == 1 else f"prediction_{names[i]}"] = value
         return result
 
-    def evaluate(self, data: Any, *, bootstrap: int = 0, confidence: float | None = None) -> dict[str, Any]:
+    def evaluate(self, data: Any, *, bootstrap: int | None = 0, confidence: float | None = None) -> dict[str, Any]:
         """Metrics on labelled data, as `TrainedModel.evaluate` gives them, with bootstrap intervals
-        (`ci`) from `bootstrap` resamples (0: none). The target is encoded by the first member."""
+        (`ci`) from `bootstrap` resamples (0: none; None: the first member's `evaluate.bootstrap`).
+        The target is encoded by the first member."""
         from strata.evaluation.bootstrap import attach
         from strata.evaluation.metrics import score
 
         first = self.members[0]
+        bootstrap = first.recipe.evaluate.bootstrap if bootstrap is None else bootstrap
         if bootstrap < 0:
             raise DataError(f"bootstrap: expected a number of resamples >= 0, got {bootstrap}")
         level = first.recipe.evaluate.confidence if confidence is None else confidence

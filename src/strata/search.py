@@ -70,7 +70,7 @@ def objective(
 
     base = Recipe.from_dict(raw)
     params = suggest(trial, base.tune.space)
-    recipe = base.override({**params, "tune": None})
+    recipe = base.override({**params, "tune": None, "name": f"{base.display_name}-trial-{trial.number}"})
     trial.set_user_attr("params", params)
     if cv:
         from strata.crossval import cross_validate
@@ -114,6 +114,7 @@ def tune(
     check_space(cfg.space, recipe)  # every key and range, before any trial
     if jobs < 1:
         raise RecipeError(f"--jobs {jobs}: expected at least 1 worker")
+    check_metric(recipe, data)
     folder = Path(out) if out is not None else Path("models") / f"{recipe.display_name}-tune"
     name = recipe.display_name
     study = open_study(name, storage, cfg, cfg.seed if cfg.seed is not None else recipe.seed)
@@ -126,12 +127,34 @@ def tune(
         # a diverging trial (too high a learning rate) is a failed trial, not the end of the search
         with _TrialBar(report, cfg.trial_count) as bar:
             run(study, work, cfg, jobs=jobs, progress=bar, catch=(TrainingError,))
-        result = _finish(recipe, study, folder, parent, report)
+        result = _finish(recipe, study, folder, parent, report, data)
     except BaseException:
         if parent is not None:
             parent.finish("FAILED")
         raise
     return result
+
+
+def check_metric(recipe: Recipe, data: Any) -> None:
+    """tune.metric must be one the trials will measure (checked before any trial, so a typo does not
+    cost a trial nor leave a failed study behind under the recipe's name)."""
+    from strata.api import _measured_each_epoch
+
+    cfg = recipe.tune
+    if cfg.cv and cfg.pruner != "none":
+        raise RecipeError("tune.pruner: a cross-validated trial (tune.cv) has no per-epoch value to prune on; "
+                          "set pruner: none or remove tune.cv")  # fmt: skip
+    measured = _measured_each_epoch(recipe, data)
+    if cfg.cv:
+        from strata.evaluation.metrics import HEADLINE
+
+        measured = [f"val_{m}" for m in HEADLINE]
+    if cfg.metric not in measured:
+        from strata.errors import did_you_mean
+
+        hint = did_you_mean(cfg.metric, measured)
+        raise RecipeError(f"tune.metric: {cfg.metric!r} is not measured for this recipe{hint}; "
+                          f"measured: {', '.join(measured)}")  # fmt: skip
 
 
 def _portable(data: Any) -> Any:
@@ -194,7 +217,7 @@ def _parent_run(recipe: Recipe, name: str, source: str) -> Any:
     return run
 
 
-def _finish(recipe: Recipe, study: Any, folder: Path, parent: Any, report: Any) -> TuneResult:
+def _finish(recipe: Recipe, study: Any, folder: Path, parent: Any, report: Any, data: Any) -> TuneResult:
     """best.yaml, the best bundle with the study's plots beside it, and the parent run's summary."""
     from strata._files import write_atomically
     from strata.tuning.study import plots, summary
@@ -207,6 +230,10 @@ def _finish(recipe: Recipe, study: Any, folder: Path, parent: Any, report: Any) 
     write_atomically(folder / "best.yaml", best_recipe.to_yaml())
     best_trial = found["best_trial"]
     source = folder / "trials" / str(best_trial)
+    if recipe.tune.cv and not source.exists():  # cross-validated trials keep no bundle: train the best once
+        from strata.api import train
+
+        train(best_recipe, data, out=source, quiet=True, parent_run=parent.id if parent else None)
     images = plots(study)
     for file, png in images.items():
         write_atomically(folder / file, png)

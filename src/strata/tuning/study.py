@@ -63,6 +63,11 @@ def open_study(name: str, storage: str | None, cfg: TuneConfig, seed: int) -> op
         study.set_user_attr("strata_grid_seed", seed)
     elif cfg.strategy == "grid" and first != seed:  # trial k is the k-th combination of the first run's shuffle
         study.sampler = _sampler(cfg, first)
+    elif cfg.strategy != "grid" and study.trials:
+        # A resumed random or TPE study must not replay the first run's draws: the seed moves on by
+        # the number of trials already made (still deterministic for a given history).
+        seed += len(study.trials)
+        study.sampler = _sampler(cfg, seed)
     study.set_user_attr("strata_seed", seed)  # the workers of `run` derive theirs from it
     return study
 
