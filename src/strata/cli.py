@@ -25,6 +25,9 @@ SetOption = Annotated[
     ),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+DataFile = Annotated[
+    Path | None, typer.Option(help="Data file to use instead of the recipe's data source.", metavar="FILE")
+]
 
 
 def _version(show: bool) -> None:
@@ -67,9 +70,7 @@ def train(
             metavar="DIR",
         ),
     ] = None,
-    data: Annotated[
-        Path | None, typer.Option(help="Data file to use instead of the recipe's data source.", metavar="FILE")
-    ] = None,
+    data: DataFile = None,
     seeds: Annotated[
         int | None, typer.Option(help="Train with N master seeds and report each metric's spread.", metavar="N")
     ] = None,
@@ -108,9 +109,7 @@ def cv(
             help="Folder for cv.json, oof.csv and one bundle per fold.", show_default="models/<name>-cv", metavar="DIR"
         ),
     ] = None,
-    data: Annotated[
-        Path | None, typer.Option(help="Data file to use instead of the recipe's data source.", metavar="FILE")
-    ] = None,
+    data: DataFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Cross-validate a recipe: the pipeline and the network fitted inside each fold; per-fold
@@ -147,9 +146,7 @@ def tune(
             help="Folder for best.yaml, best/, trials/ and the plots.", show_default="models/<name>-tune", metavar="DIR"
         ),
     ] = None,
-    data: Annotated[
-        Path | None, typer.Option(help="Data file to use instead of the recipe's data source.", metavar="FILE")
-    ] = None,
+    data: DataFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Search the recipe's tune.space with Optuna; an interrupted study resumes where it stopped."""
