@@ -107,6 +107,7 @@ def _train(
     from strata._console import Reporter
     from strata.bundle import TrainedModel
     from strata.data.sources import load_frame
+    from strata.workflow import Once
 
     report = Reporter(quiet)
     frame = load_frame(recipe.data, data)
@@ -135,6 +136,8 @@ def _train(
     if recipe.evaluate.plots:
         model.artifacts.update(workflow.plots(recipe, prep, fitted))
     model.artifacts["model_card.md"] = partial(_card, model)
+    if prep.task != "forecast" and prep.pipeline.column_for("image") is None:  # drift is measured on tables and text
+        model.artifacts["reference.json"] = Once(partial(_reference, frame, prep, fitted))
     if recipe.evaluate.report:
         model.artifacts["report.html"] = partial(_report, model)
     if meta["stopped"]:
@@ -220,6 +223,23 @@ def _finish_run(run: TrackedRun, model: TrainedModel, path: Path | None) -> None
                 run.log_artifacts(bundle / name)
     model.path = path  # not the temporary copy
     run.finish()
+
+
+def _reference(frame: pd.DataFrame, prep: Any, fitted: Any) -> bytes:
+    """The training rows' distributions and the model's predictions on them, for `strata drift` and
+    the server's /monitor."""
+    import json
+
+    from strata import workflow
+    from strata.features import target
+    from strata.monitoring import reference
+
+    predicted = workflow.predictions(fitted, prep.sets["train"])
+    if prep.task == "regression":
+        predicted = target.decode(predicted, prep.pipeline.target)
+    rows = frame.iloc[prep.split.train]
+    ref = reference(rows, prep.pipeline.columns, predicted, prep.task, prep.classes or None)
+    return json.dumps(ref, allow_nan=False).encode()
 
 
 def _card(model: TrainedModel) -> bytes:

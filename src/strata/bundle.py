@@ -78,6 +78,17 @@ class TrainedModel:
     def metrics(self) -> dict[str, Any]:
         return self.meta.get("metrics", {})
 
+    @property
+    def reference(self) -> dict[str, Any] | None:
+        """The training data's distributions (reference.json), for drift monitoring; None for bundles
+        without one (forecasts, image models, bundles from before it existed)."""
+        made = self.artifacts.get("reference.json")
+        if made is not None:
+            return json.loads(made() if callable(made) else made)
+        if self.path is not None and (self.path / "reference.json").is_file():
+            return json.loads((self.path / "reference.json").read_text(encoding="utf-8"))
+        return None
+
     # ---- predictions
     def read(self, data: Any) -> pd.DataFrame:
         """`data` as a table for this model: a DataFrame, records, a CSV/Parquet file; for an image

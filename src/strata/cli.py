@@ -236,6 +236,74 @@ def stack(
 
 
 @app.command()
+def export(
+    bundle: Annotated[str, typer.Argument(help="Bundle folder or models:/NAME@ALIAS.", metavar="MODEL")],
+    out: Annotated[Path, typer.Option(help="Folder for the exported model.", metavar="DIR")],
+    fmt: Annotated[str, typer.Option("--format", help="onnx or torchscript.", metavar="FORMAT")] = "onnx",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Rows to check the export on (default: generated valid inputs).", metavar="FILE"),
+    ] = None,
+) -> None:
+    """Export the network (dynamic batch axis) with its JSON pipeline; outputs are checked against
+    PyTorch's within 1e-5 before anything is written."""
+    from strata.api import load
+    from strata.export import export as run
+
+    model = load(bundle)
+    rows = model.read(data) if data is not None else None
+    found = run(model, fmt, out, rows=rows)
+    typer.echo(f"exported {fmt} to {out} (max difference from PyTorch {found.get('max_abs_diff', 0):.2g})")
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        str, typer.Argument(help="Bundle folder, exported ONNX folder, or models:/NAME@ALIAS.", metavar="MODEL")
+    ],
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    backend: Annotated[str, typer.Option(help="torch, or onnx (exports on start when given a bundle).")] = "torch",
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(help="Require this environment variable's value in the X-API-Key header.", metavar="VAR"),
+    ] = None,
+    max_body: Annotated[int, typer.Option(help="Largest request body, in bytes.", metavar="BYTES")] = 1_000_000,
+) -> None:
+    """Serve predictions over HTTP: POST /predict, GET /health, /metadata, /monitor, /docs."""
+    from strata.serving import serve as run
+
+    run(model, host=host, port=port, api_key_env=api_key_env, max_body_bytes=max_body, backend=backend)
+
+
+@app.command()
+def drift(
+    bundle: Annotated[str, typer.Argument(help="Bundle folder or models:/NAME@ALIAS.", metavar="MODEL")],
+    data: Annotated[Path, typer.Argument(help="New rows (CSV or Parquet).", metavar="DATA")],
+    out: Annotated[Path | None, typer.Option(help="Write the drift plot here (PNG).", metavar="FILE")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Compare new data (and the model's predictions on it) with the training data: PSI, KS and
+    chi-square per feature, the prediction shift, and a verdict."""
+    import json
+
+    from strata.api import load
+    from strata.drift import offline_drift
+
+    report, png = offline_drift(load(bundle), data)
+    if out is not None:
+        from strata._files import write_atomically
+
+        write_atomically(out, png)
+    if as_json:
+        typer.echo(json.dumps(report, indent=1, default=str))
+        return
+    from strata._console import console
+
+    console().print(report.get("summary") or report.get("verdict"))
+
+
+@app.command()
 def evaluate(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `strata train`.", metavar="BUNDLE")],
     data: Annotated[
@@ -288,6 +356,12 @@ def predict(
     if out is not None:
         _check_output(out)
     model = load(bundle)
+    from strata.batch import predict_file, streamable
+
+    if out is not None and streamable(model, data):  # chunk by chunk: files larger than memory work too
+        rows = predict_file(model, data, out, id_column)
+        typer.echo(f"wrote {rows} predictions to {out}")
+        return
     frame = model.read(data)
     if id_column is not None and id_column not in frame.columns:
         raise DataError(f"--id: column '{id_column}' is not in '{data}'")

@@ -1,0 +1,111 @@
+"""Batch prediction of files larger than memory: `strata predict BUNDLE big.parquet --out preds.parquet`.
+
+The input is read `chunk_rows` rows at a time (pandas' CSV reader in chunks; Parquet record batches
+through pyarrow), each chunk predicted and appended to a hidden partial file, which is renamed to
+the output only when every chunk is done: memory stays bounded by one chunk, and a failure midway
+leaves no half-written predictions behind. A progress bar counts the rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from strata.errors import DataError, StrataError
+
+CHUNK_ROWS = 50_000
+
+
+def streamable(model: Any, data: Any) -> bool:
+    """Row-by-row models reading a CSV or Parquet file: not image folders, long tables of steps
+    (grouped by id, so a sequence could straddle two chunks) or forecasts (which read whole histories)."""
+    if not isinstance(data, str | Path) or Path(data).suffix.lower() not in (".csv", ".tsv", ".parquet"):
+        return False
+    kinds = {c["kind"] for c in getattr(model, "pipeline", None).columns} if hasattr(model, "pipeline") else set()
+    return model.task != "forecast" and model.recipe.data.sequences is None and "image" not in kinds
+
+
+def chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> tuple[Iterator[Any], int | None]:
+    """(the table `chunk_rows` rows at a time, the row count when the file says it)."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataError(f"data file '{path}' not found")
+    if path.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(path)
+        return (b.to_pandas() for b in source.iter_batches(batch_size=chunk_rows)), source.metadata.num_rows
+    sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    return iter(pd.read_csv(path, sep=sep, chunksize=chunk_rows)), None
+
+
+def predict_file(
+    model: Any, data: Path, out: Path, id_column: str | None = None, chunk_rows: int = CHUNK_ROWS, quiet: bool = False
+) -> int:
+    """Predict every row of `data` into `out` (.csv or .parquet), chunk by chunk; returns the row count."""
+    from strata._console import Reporter
+
+    parts, total = chunks(Path(data), chunk_rows)
+    partial = out.with_name(f".{out.name}.partial")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    writer, done = None, 0
+    try:
+        with _bar(Reporter(quiet), total) as advance:
+            for offset, frame in _numbered(parts):
+                if id_column is not None and id_column not in frame.columns:
+                    raise DataError(f"--id: column '{id_column}' is not in '{data}'")
+                result = model.predict_frame(frame)
+                if id_column is not None:
+                    result.insert(0, id_column, frame[id_column].to_numpy())
+                writer = _append(writer, result, partial, out.suffix.lower(), first=offset == 0)
+                done += len(result)
+                advance(len(result))
+        if writer is not None:
+            writer.close()
+        os.replace(partial, out)
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    return done
+
+
+def _numbered(parts: Iterator[Any]) -> Iterator[tuple[int, Any]]:
+    yield from enumerate(parts)
+
+
+def _append(writer: Any, result: Any, partial: Path, suffix: str, first: bool) -> Any:
+    """Write one chunk's predictions: CSV appended with the header once; Parquet as a row group."""
+    try:
+        if suffix == ".csv":
+            result.to_csv(partial, mode="w" if first else "a", header=first, index=False, float_format="%.6g")
+            return None
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(result, preserve_index=False)
+        writer = writer or pq.ParquetWriter(partial, table.schema)
+        writer.write_table(table.cast(writer.schema))
+        return writer
+    except OSError as err:
+        raise StrataError(f"cannot write '{partial.name.strip('.').removesuffix('.partial')}': "
+                          f"{err.strerror or err}") from None  # fmt: skip
+
+
+@contextlib.contextmanager
+def _bar(report: Any, total: int | None) -> Iterator[Any]:
+    if report.quiet:
+        yield lambda n: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                  TimeElapsedColumn(), console=report.console, transient=True) as bar:  # fmt: skip
+        task = bar.add_task("", total=total)
+        yield lambda n: bar.advance(task, n)

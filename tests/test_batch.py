@@ -1,0 +1,57 @@
+"""Batch prediction streams files chunk by chunk and never leaves half an output behind."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import strata
+from strata.batch import predict_file
+from strata.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def iris_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "iris"
+    strata.train({"data": {"dataset": "iris", "target": "species"}, "train": {"epochs": 5}, "track": False},
+                 out=path, quiet=True)  # fmt: skip
+    return strata.load(path)
+
+
+@pytest.mark.parametrize(("source", "target"), [("rows.csv", "out.parquet"), ("rows.parquet", "out.csv")])
+def test_a_file_is_predicted_chunk_by_chunk_like_all_at_once(iris_model, tmp_path, source, target):
+    rows = pd.concat([strata.load_dataset("iris").drop(columns="species")] * 7, ignore_index=True)  # 1,050 rows
+    rows.insert(0, "flower", range(len(rows)))
+    path = tmp_path / source
+    rows.to_csv(path, index=False) if source.endswith(".csv") else rows.to_parquet(path, index=False)
+    calls = []
+    original = iris_model.predict_frame
+    iris_model.predict_frame = lambda frame: calls.append(len(frame)) or original(frame)
+    done = predict_file(iris_model, path, tmp_path / target, id_column="flower", chunk_rows=400, quiet=True)
+    assert done == 1050 and calls == [400, 400, 250]  # never more than one chunk in memory
+    written = pd.read_parquet(tmp_path / target) if target.endswith(".parquet") else pd.read_csv(tmp_path / target)
+    expected = original(rows)
+    assert written["flower"].tolist() == rows["flower"].tolist()
+    pd.testing.assert_series_equal(written["prediction"], expected["prediction"], check_names=False)
+    assert (written["proba_setosa"] - expected["proba_setosa"]).abs().max() < 1e-5
+
+
+def test_a_bad_chunk_leaves_no_output(iris_model, tmp_path):
+    rows = pd.concat([strata.load_dataset("iris").drop(columns="species")] * 3, ignore_index=True)
+    rows["sepal length (cm)"] = rows["sepal length (cm)"].astype(object)
+    rows.loc[300, "sepal length (cm)"] = "broken"
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    (tmp_path / "out.csv").write_text("earlier predictions\n")
+    with pytest.raises(DataError, match=r"sepal length \(cm\)' should be numeric but row 300"):
+        predict_file(iris_model, tmp_path / "rows.csv", tmp_path / "out.csv", chunk_rows=200, quiet=True)
+    assert (tmp_path / "out.csv").read_text() == "earlier predictions\n"  # the old file is untouched
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_cli_predict_streams_to_parquet(iris_model, tmp_path, capsys):
+    from tests.test_cli import strata as cli
+
+    strata.load_dataset("iris").to_csv(tmp_path / "rows.csv", index=False)
+    code, out, err = cli(capsys, "predict", iris_model.path, tmp_path / "rows.csv", "--out", tmp_path / "p.parquet")
+    assert code == 0, err
+    assert "wrote 150 predictions" in out and len(pd.read_parquet(tmp_path / "p.parquet")) == 150

@@ -1,0 +1,45 @@
+"""strata drift: new rows against the training reference a bundle keeps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import strata
+from strata.errors import BundleError
+from tests.test_cli import strata as cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def penguins(tmp_path_factory):
+    path = tmp_path_factory.mktemp("m") / "penguins"
+    strata.train({"data": {"dataset": "penguins", "target": "species"}, "train": {"epochs": 5}, "track": False},
+                 out=path, quiet=True)  # fmt: skip
+    return path
+
+
+def test_training_rows_are_stable_and_shifted_rows_drift(penguins, tmp_path, capsys):
+    rows = strata.load_dataset("penguins")
+    ref = strata.load(penguins).reference
+    assert ref["rows"] > 200 and "bill_length_mm" in ref["features"]
+    rows.to_csv(tmp_path / "same.csv", index=False)
+    code, out, err = cli(capsys, "drift", penguins, tmp_path / "same.csv", "--json")
+    assert code == 0, err
+    assert json.loads(out)["verdict"] == "stable"
+    shifted = rows.assign(bill_length_mm=rows["bill_length_mm"] + 3 * rows["bill_length_mm"].std())
+    shifted.to_csv(tmp_path / "shifted.csv", index=False)
+    code, out, err = cli(capsys, "drift", penguins, tmp_path / "shifted.csv", "--out", tmp_path / "drift.png")
+    assert code == 0, err
+    assert "major drift" in out and "bill_length_mm" in out
+    assert (tmp_path / "drift.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_bundle_without_a_reference_says_so():
+    with pytest.raises(BundleError, match="no training reference"):
+        from strata.drift import offline_drift
+
+        offline_drift(strata.load(FIXTURES / "bundle_v1"), FIXTURES / "bundle_v1_rows.csv")
