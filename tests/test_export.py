@@ -1,0 +1,139 @@
+"""Exported networks (ONNX, TorchScript) give the torch network's outputs, for any batch size, and the
+torch-free runtime gives TrainedModel's predictions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import strata
+from strata.bundle import TrainedModel
+from strata.data.text_data import make_reviews
+from strata.errors import DataError, StrataError
+from strata.export import export
+from strata.features.pipeline import Pipeline
+
+
+def _train(frame: pd.DataFrame, target: str, model: dict, epochs: int = 2) -> TrainedModel:
+    recipe = {"data": {"target": target}, "model": model, "track": False, "evaluate": False,
+              "train": {"epochs": epochs, "batch_size": 32, "optimizer": {"lr": 3e-3}}}  # fmt: skip
+    return strata.train(recipe, data=frame, quiet=True).model
+
+
+def _signals(n: int = 240) -> pd.DataFrame:
+    """1-D arrays of 3 to 12 steps: padding in every batch. The label is the sign of the sum."""
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=rng.integers(3, 13)) for _ in range(n)]
+    return pd.DataFrame({"signal": arrays, "label": ["up" if a.sum() > 0 else "down" for a in arrays]})
+
+
+@pytest.fixture(scope="module")
+def penguins() -> pd.DataFrame:
+    frame = strata.load_dataset("penguins")
+    assert frame.drop(columns="species").isna().any().any()  # missing values go through the pipeline
+    return frame
+
+
+@pytest.fixture(scope="module")
+def tabular(penguins) -> TrainedModel:
+    return _train(penguins, "species", {"type": "mlp", "hidden": [16]}, epochs=3)
+
+
+@pytest.fixture(scope="module")
+def reviews() -> pd.DataFrame:
+    return make_reviews(300)
+
+
+def _digits() -> pd.DataFrame:
+    return strata.load_dataset("digits_images").head(300)
+
+
+def _penguins() -> pd.DataFrame:
+    return strata.load_dataset("penguins")
+
+
+def _reviews() -> pd.DataFrame:
+    return make_reviews(300)
+
+
+GRU = {"type": "gru", "hidden_size": 8, "bidirectional": True, "layers": 2}  # the `last` state, both directions
+TRANSFORMER = {"type": "transformer", "d_model": 16, "heads": 2, "pooling": "cls"}
+# name: (data, target, model, epochs)
+CASES = {
+    "mlp": (_penguins, "species", {"type": "mlp", "hidden": [16]}, 2),
+    "cnn": (_digits, "digit", {"type": "cnn", "channels": [8, 16], "hidden": [32]}, 1),
+    "resnet": (_digits, "digit", {"type": "resnet", "widths": [8, 16], "blocks": 1}, 1),
+    "gru_bidirectional_sequence": (_signals, "label", GRU, 2),
+    "lstm_attention_text": (_reviews, "sentiment", {"type": "lstm", "hidden_size": 8, "pooling": "attention"}, 1),
+    "transformer_cls_text": (_reviews, "sentiment", TRANSFORMER, 1),
+    "bag_max_text": (_reviews, "sentiment", {"type": "bag", "pooling": "max"}, 1),
+    "cnn1d_sequence": (_signals, "label", {"type": "cnn1d", "channels": [4], "hidden": [8]}, 2),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_onnx_export_matches_torch_for_any_batch_size(name, tmp_path):
+    data, target, spec, epochs = CASES[name]
+    model = _train(data(), target, spec, epochs)
+    frame = (strata.load_dataset("digits_images").tail(40) if target == "digit" else data()).drop(columns=target)
+    info = export(model, "onnx", tmp_path, rows=frame.head(24))
+    assert info["parity"]["max_abs_diff"] <= 1e-5 and info["parity"]["rows"] == 24
+    print(f"{name}: max |torch - onnx| = {info['parity']['max_abs_diff']:.2g}")
+    assert json.loads((tmp_path / "export.json").read_text())["inputs"][0]["shape"][0] == "batch"
+    runtime = strata_runtime().OnnxModel(tmp_path)
+    new = frame.tail(37)  # another batch size than the one traced
+    np.testing.assert_allclose(runtime.predict_proba(new), model.predict_proba(new), atol=1e-5, rtol=0)
+    assert (runtime.predict(new) == model.predict(new)).all()
+    pd.testing.assert_frame_equal(runtime.predict_frame(new), model.predict_frame(new), atol=1e-5)
+
+
+def strata_runtime():
+    import strata.runtime
+
+    return strata.runtime
+
+
+def test_the_runtime_imports_no_torch_and_regression_values_match(penguins, tmp_path):
+    model = _train(penguins.dropna(subset=["body_mass_g"]), "body_mass_g", {"type": "mlp", "hidden": [8]})
+    info = export(model, "onnx", tmp_path, rows=None)  # random valid inputs for the parity check
+    assert info["head"]["kind"] == "identity" and info["parity"]["max_abs_diff"] <= 1e-5
+    new = penguins.drop(columns="body_mass_g").head(9)
+    new.to_csv(tmp_path / "new.csv", index=False)
+    code = (
+        "import json, sys; from strata.runtime import OnnxModel; "
+        f"m = OnnxModel({str(tmp_path)!r}); print(json.dumps(m.predict({str(tmp_path / 'new.csv')!r}).tolist())); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[1] == "False"
+    np.testing.assert_allclose(json.loads(out[0]), model.predict(tmp_path / "new.csv"), rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_torchscript_round_trip(tabular, penguins, tmp_path):
+    import torch
+
+    info = export(tabular, "torchscript", tmp_path, rows=penguins.head(16))
+    assert info["file"] == "model.pt" and info["parity"]["max_abs_diff"] <= 1e-5
+    inputs = tabular.pipeline.transform(penguins.tail(5))
+    loaded = torch.jit.load(str(tmp_path / "model.pt"))
+    raw = loaded(*(torch.from_numpy(inputs[i["name"]]) for i in info["inputs"])).detach().numpy()
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(raw), 1).numpy(), tabular.predict_proba(penguins.tail(5)),
+                               atol=1e-5)  # fmt: skip
+
+
+def test_unsupported_exports_fail_with_a_clear_error(tabular, tmp_path, monkeypatch):
+    with pytest.raises(StrataError, match="export format must be one of onnx, torchscript, got 'tflite'"):
+        export(tabular, "tflite", tmp_path)
+    forecast = Pipeline(tabular.pipeline.columns, {**tabular.pipeline.target, "task": "forecast"})
+    with pytest.raises(DataError, match=r"forecasting models .* cannot be exported"):
+        export(TrainedModel(tabular.network, forecast, tabular.recipe, tabular.meta), "onnx", tmp_path)
+    monkeypatch.setattr("strata.export.TOLERANCE", -1.0)  # any difference is too much: the check must say so
+    with pytest.raises(StrataError, match=r"failed the parity check: max \|torch - onnx\| = .* above -1"):
+        export(tabular, "onnx", tmp_path / "x")
+    assert not (tmp_path / "x" / "model.onnx").exists()
