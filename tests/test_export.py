@@ -137,3 +137,14 @@ def test_unsupported_exports_fail_with_a_clear_error(tabular, tmp_path, monkeypa
     with pytest.raises(StrataError, match=r"failed the parity check: max \|torch - onnx\| = .* above -1"):
         export(tabular, "onnx", tmp_path / "x")
     assert not (tmp_path / "x" / "model.onnx").exists()
+
+
+def test_cli_export_reports_the_parity_check(tmp_path, capsys):
+    from tests.test_cli import strata as cli
+
+    strata.train({"data": {"dataset": "iris", "target": "species"}, "train": {"epochs": 2}, "track": False},
+                 out=tmp_path / "m", quiet=True)  # fmt: skip
+    strata.load_dataset("iris").to_csv(tmp_path / "rows.csv", index=False)
+    code, out, err = cli(capsys, "export", tmp_path / "m", "--out", tmp_path / "onnx", "--data", tmp_path / "rows.csv")
+    assert code == 0, err
+    assert "of PyTorch's on 150 rows" in out and (tmp_path / "onnx" / "model.onnx").exists()

@@ -253,7 +253,10 @@ def export(
     model = load(bundle)
     rows = model.read(data) if data is not None else None
     found = run(model, fmt, out, rows=rows)
-    typer.echo(f"exported {fmt} to {out} (max difference from PyTorch {found.get('max_abs_diff', 0):.2g})")
+    parity = found["parity"]
+    typer.echo(
+        f"exported {fmt} to {out}: outputs within {parity['max_abs_diff']:.2g} of PyTorch's on {parity['rows']} rows"
+    )
 
 
 @app.command()
