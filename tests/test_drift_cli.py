@@ -43,3 +43,18 @@ def test_a_bundle_without_a_reference_says_so():
         from strata.drift import offline_drift
 
         offline_drift(strata.load(FIXTURES / "bundle_v1"), FIXTURES / "bundle_v1_rows.csv")
+
+
+def test_the_server_monitors_drift_of_its_requests(penguins):
+    from fastapi.testclient import TestClient
+
+    from strata.serving import _monitor, create_app
+
+    model = strata.load(penguins)
+    client = TestClient(create_app(model, monitor=_monitor(model)))
+    rows = strata.load_dataset("penguins").drop(columns="species").head(60)
+    shifted = rows.assign(bill_length_mm=rows["bill_length_mm"] + 40)
+    records = [{k: (None if v != v else v) for k, v in r.items()} for r in shifted.to_dict("records")]
+    assert client.post("/predict", json=records).status_code == 200
+    report = client.get("/monitor").json()
+    assert report["rows_seen"] == 60 and "bill_length_mm" in report["drifted"]

@@ -84,7 +84,9 @@ def test_trials_can_be_scored_by_cross_validation(tmp_path):
 
 def test_a_metric_the_runs_do_not_measure_fails_before_any_trial(tmp_path):
     recipe = _recipe(tmp_path, metric="val_los")
-    with pytest.raises(RecipeError, match=r"tune\.metric: 'val_los' is not measured for this recipe \(did you mean 'val_loss'\?\)"):
+    with pytest.raises(
+        RecipeError, match=r"tune\.metric: 'val_los' is not measured for this recipe \(did you mean 'val_loss'\?\)"
+    ):
         strata.tune(recipe, storage=f"sqlite:///{tmp_path / 'optuna.db'}", out=tmp_path / "out", quiet=True)
     regression = _recipe(tmp_path, metric="val_accuracy") | {"data": {"dataset": "diabetes", "target": "progression"}}
     with pytest.raises(RecipeError, match="'val_accuracy' is not measured"):

@@ -1,0 +1,217 @@
+"""The HTTP app: request schema from the pipeline, status codes, API key, warnings, and a real server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+fastapi = pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from strata.bundle import load  # noqa: E402
+from strata.serving import create_app  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ROW = {"island": "Dream", "bill_length_mm": 40.6, "bill_depth_mm": 17.2, "flipper_length_mm": 187.0,
+       "body_mass_g": 3475.0, "sex": "male"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load(FIXTURES / "bundle_v1")
+
+
+@pytest.fixture(scope="module")
+def client(model):
+    return TestClient(create_app(model, name="penguins", version=3), raise_server_exceptions=False)
+
+
+def test_one_record_is_predicted_with_probabilities(client, model):
+    response = client.post("/predict", json=ROW)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["model"], body["version"], body["warnings"]) == ("penguins", 3, [])
+    [one] = body["predictions"]
+    assert one["prediction"] in model.classes
+    assert sum(one["probabilities"].values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_a_list_of_records_matches_predict_frame(client, model):
+    rows = pd.read_csv(FIXTURES / "bundle_v1_rows.csv").head(5)
+    records = json.loads(rows.to_json(orient="records"))
+    response = client.post("/predict", json=records)
+    assert response.status_code == 200
+    expected = model.predict_frame(rows)
+    got = response.json()["predictions"]
+    assert [p["prediction"] for p in got] == expected["prediction"].tolist()
+    probas = np.array([[p["probabilities"][c] for c in model.classes] for p in got])
+    np.testing.assert_allclose(probas, expected[[f"proba_{c}" for c in model.classes]].to_numpy(), rtol=1e-6)
+
+
+def test_missing_fields_are_imputed(client):
+    assert client.post("/predict", json={"island": "Biscoe"}).status_code == 200
+
+
+def test_a_wrong_type_names_the_field(client):
+    response = client.post("/predict", json=[ROW, {**ROW, "body_mass_g": "heavy"}])
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["record"], error["field"]) == (1, "body_mass_g")
+    assert "valid number" in error["msg"] and "'heavy'" in error["msg"]
+
+
+def test_an_unknown_field_is_refused_with_a_suggestion(client):
+    response = client.post("/predict", json={**ROW, "body_mass": 3000})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["field"] == "body_mass"
+    assert "unknown field" in error["msg"] and "body_mass_g" in error["msg"]
+
+
+@pytest.mark.parametrize("body", [[], 3, "a record", [ROW, 5]])
+def test_a_body_of_the_wrong_shape_is_a_422(client, body):
+    response = client.post("/predict", json=body)
+    assert response.status_code == 422
+    assert "expected a JSON object" in response.json()["detail"][0]["msg"]
+
+
+@pytest.mark.parametrize("body", [b'{"island": ', b"", b"\xff\xfe{", b"[" * 100_000, b"1" * 5000])
+def test_malformed_json_is_a_400(client, body):
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(("malformed JSON", "empty body"))
+
+
+def test_a_value_no_branch_accepts_is_one_error(client):
+    response = client.post("/predict", content=b'{"island": NaN, "body_mass_g": Infinity}')
+    assert response.status_code == 422
+    errors = response.json()["detail"]
+    assert [e["field"] for e in errors] == ["body_mass_g", "island"]
+    assert "finite number" in errors[0]["msg"] and "a string, a finite number or a boolean" in errors[1]["msg"]
+
+
+def test_an_oversized_body_is_a_413(model):
+    small = TestClient(create_app(model, max_body_bytes=200))
+    assert small.post("/predict", json=ROW).status_code == 200
+    assert small.post("/predict", json=[ROW] * 10).status_code == 413  # by Content-Length
+
+    def chunks():  # no Content-Length: the bytes actually read are counted
+        yield b"["
+        for _ in range(10):
+            yield json.dumps(ROW).encode() + b","
+        yield b"{}]"
+
+    assert small.post("/predict", content=chunks()).status_code == 413
+
+
+def test_the_api_key_is_required_when_set(model):
+    guarded = TestClient(create_app(model, api_key="s3cret"))
+    assert guarded.post("/predict", json=ROW).status_code == 401
+    assert guarded.post("/predict", json=ROW, headers={"X-API-Key": "wrong"}).status_code == 401
+    assert guarded.get("/metadata").status_code == 401
+    assert guarded.post("/predict", json=ROW, headers={"X-API-Key": "s3cret"}).status_code == 200
+    assert guarded.get("/health").status_code == 200  # for load balancers
+
+
+def test_health_metadata_and_docs(client, model):
+    assert client.get("/health").json() == {"status": "ok"}
+    meta = client.get("/metadata").json()
+    assert (meta["name"], meta["version"], meta["task"], meta["classes"]) == (
+        "penguins",
+        3,
+        "multiclass",
+        model.classes,
+    )
+    assert set(meta["input_schema"]["properties"]) == set(ROW)
+    assert meta["card"].startswith("# Model card")
+    assert client.get("/docs").status_code == 200
+    assert "requestBody" in client.get("/openapi.json").json()["paths"]["/predict"]["post"]
+
+
+def test_unusual_values_are_predicted_with_warnings(client):
+    response = client.post("/predict", json={**ROW, "island": "Atlantis", "body_mass_g": 90_000.0})
+    assert response.status_code == 200
+    warnings = " ".join(response.json()["warnings"])
+    assert "'island' = 'Atlantis' was not seen in training" in warnings
+    assert "'body_mass_g' = 90000.0 is outside the training range [2700, 6300]" in warnings
+
+
+def test_monitor_sees_each_prediction(model, client):
+    class Counter:
+        def __init__(self):
+            self.rows = 0
+
+        def update(self, frame, predictions):
+            assert predictions.shape == (len(frame), len(model.classes))
+            self.rows += len(frame)
+
+        def report(self):
+            return {"rows": self.rows}
+
+    watched = TestClient(create_app(model, monitor=Counter()))
+    watched.post("/predict", json=[ROW, ROW])
+    assert watched.get("/monitor").json() == {"rows": 2}
+    assert client.get("/monitor").status_code == 404
+
+
+def test_a_server_fault_is_a_short_500(model):
+    class Broken:
+        pipeline, task, classes, meta = model.pipeline, model.task, model.classes, {}
+
+        def predict_frame(self, frame):
+            raise RuntimeError("secret internals")
+
+    response = TestClient(create_app(Broken()), raise_server_exceptions=False).post("/predict", json=ROW)
+    assert response.status_code == 500
+    assert "secret" not in response.text and "Traceback" not in response.text
+
+
+values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8),
+                   st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))  # fmt: skip
+keys = st.one_of(st.sampled_from(sorted(ROW)), st.text(max_size=8))
+records = st.dictionaries(keys, values, max_size=8)
+bodies = st.one_of(records, st.lists(records, max_size=4), values)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies)
+def test_no_request_body_makes_the_server_fail(client, body):
+    text = json.dumps(body)  # NaN and Infinity too: Python's json reads them
+    assert client.post("/predict", content=text).status_code < 500
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_server_answers(model):
+    import httpx
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(model), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+        response = httpx.post(f"{base}/predict", json=ROW)
+        assert response.status_code == 200
+        assert response.json()["predictions"][0]["prediction"] == model.predict_frame([ROW])["prediction"].iloc[0]
+    finally:
+        server.should_exit = True
+        thread.join(10)
