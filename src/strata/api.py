@@ -107,7 +107,6 @@ def _train(
     from strata._console import Reporter
     from strata.bundle import TrainedModel
     from strata.data.sources import load_frame
-    from strata.workflow import Once
 
     report = Reporter(quiet)
     frame = load_frame(recipe.data, data)
@@ -137,7 +136,7 @@ def _train(
         model.artifacts.update(workflow.plots(recipe, prep, fitted))
     model.artifacts["model_card.md"] = partial(_card, model)
     if prep.task != "forecast" and prep.pipeline.column_for("image") is None:  # drift is measured on tables and text
-        model.artifacts["reference.json"] = Once(partial(_reference, frame, prep, fitted))
+        model.artifacts["reference.json"] = _reference(frame, prep, fitted)  # now: it needs the training rows
     if recipe.evaluate.report:
         model.artifacts["report.html"] = partial(_report, model)
     if meta["stopped"]:

@@ -40,7 +40,7 @@ def chunks(path: Path, chunk_rows: int = CHUNK_ROWS) -> tuple[Iterator[Any], int
         source = pq.ParquetFile(path)
         return (b.to_pandas() for b in source.iter_batches(batch_size=chunk_rows)), source.metadata.num_rows
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    return iter(pd.read_csv(path, sep=sep, chunksize=chunk_rows)), None
+    return pd.read_csv(path, sep=sep, chunksize=chunk_rows), None  # an iterator with close()
 
 
 def predict_file(
@@ -49,9 +49,12 @@ def predict_file(
     """Predict every row of `data` into `out` (.csv or .parquet), chunk by chunk; returns the row count."""
     from strata._console import Reporter
 
-    parts, total = chunks(Path(data), chunk_rows)
     partial = out.with_name(f".{out.name}.partial")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StrataError(f"cannot write '{out}': {err.strerror or err}") from None
+    parts, total = chunks(Path(data), chunk_rows)
     writer, done = None, 0
     try:
         with _bar(Reporter(quiet), total) as advance:
@@ -67,13 +70,24 @@ def predict_file(
         if writer is not None:
             writer.close()
         os.replace(partial, out)
+    except OSError as err:
+        _discard(writer, partial)
+        raise StrataError(f"cannot write '{out}': {err.strerror or err}") from None
     except BaseException:
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                writer.close()
-        partial.unlink(missing_ok=True)
+        _discard(writer, partial)
         raise
+    finally:
+        close = getattr(parts, "close", None)
+        if close is not None:  # the CSV reader holds the file open
+            close()
     return done
+
+
+def _discard(writer: Any, partial: Path) -> None:
+    if writer is not None:
+        with contextlib.suppress(Exception):
+            writer.close()
+    partial.unlink(missing_ok=True)
 
 
 def _numbered(parts: Iterator[Any]) -> Iterator[tuple[int, Any]]:
