@@ -161,24 +161,15 @@ class TrainedModel:
     def predict_frame(self, data: Any) -> pd.DataFrame:
         """Predictions as a table with the input's index: `prediction` and a `proba_<class>` column per
         class for classifiers; `prediction` (one target) or `prediction_<target>` (several) for regression."""
-        import pandas as pd
-
-        from strata._labels import level_key
+        from strata._labels import prediction_table
 
         if self.task == "forecast":
             return self.forecast(data)
         frame = self.read(data)
         predictions = self._predictions(frame)
-        result = pd.DataFrame(index=frame.index)
         if self.task != "regression":
-            result["prediction"] = self._labels(predictions)
-            for i, c in enumerate(self.classes):
-                result[f"proba_{level_key(c)}"] = predictions[:, i]
-            return result
-        names = self.pipeline.target["columns"]
-        for i, value in enumerate(self._values(predictions).T):
-            result["prediction" if len(names) == 1 else f"prediction_{names[i]}"] = value
-        return result
+            return prediction_table(frame.index, self.classes, [], self._labels(predictions), predictions)
+        return prediction_table(frame.index, [], self.pipeline.target["columns"], None, self._values(predictions))
 
     def evaluate(self, data: Any, *, bootstrap: int | None = None, confidence: float | None = None) -> dict[str, Any]:
         """Metrics on labelled data (it must contain the target columns), with bootstrap intervals

@@ -104,20 +104,13 @@ class OnnxModel:
     def predict_frame(self, data: Any) -> pd.DataFrame:
         """The table `TrainedModel.predict_frame` gives: `prediction` and `proba_<class>` columns for
         classifiers; `prediction` or `prediction_<target>` for regression; the input's index."""
-        from strata._labels import level_key
+        from strata._labels import prediction_table
 
         frame = self.read(data)
         predictions = self._predictions(frame)
-        result = pd.DataFrame(index=frame.index)
         if self.task != "regression":
-            result["prediction"] = self._labels(predictions)
-            for i, c in enumerate(self.classes):
-                result[f"proba_{level_key(c)}"] = predictions[:, i]
-            return result
-        names = self.info["target"]["columns"]
-        for i, value in enumerate(self._values(predictions).T):
-            result["prediction" if len(names) == 1 else f"prediction_{names[i]}"] = value
-        return result
+            return prediction_table(frame.index, self.classes, [], self._labels(predictions), predictions)
+        return prediction_table(frame.index, [], self.info["target"]["columns"], None, self._values(predictions))
 
 
 def to_predictions(kind: str, outputs: np.ndarray) -> np.ndarray:
