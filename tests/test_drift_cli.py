@@ -58,3 +58,21 @@ def test_the_server_monitors_drift_of_its_requests(penguins):
     assert client.post("/predict", json=records).status_code == 200
     report = client.get("/monitor").json()
     assert report["rows_seen"] == 60 and "bill_length_mm" in report["drifted"]
+
+
+def test_an_exported_folder_serves_with_its_name_and_monitor(penguins, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from strata.export import export
+    from strata.runtime import OnnxModel
+    from strata.serving import _loaded, _monitor, create_app
+
+    export(strata.load(penguins), "onnx", tmp_path / "onnx")
+    served = _loaded(str(tmp_path / "onnx"), "torch")  # a folder with model.onnx is served by onnxruntime
+    assert isinstance(served, OnnxModel) and served.reference is not None
+    client = TestClient(create_app(served, monitor=_monitor(served)))
+    assert client.get("/metadata").json()["name"] == strata.load(penguins).meta["name"]
+    row = strata.load_dataset("penguins").drop(columns="species").iloc[[0]]
+    record = {k: (None if v != v else v) for k, v in row.to_dict("records")[0].items()}
+    assert client.post("/predict", json=record).status_code == 200
+    assert client.get("/monitor").json()["rows_seen"] == 1

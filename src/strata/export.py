@@ -81,6 +81,8 @@ def export(
     info = _describe(model, fmt, inputs, {"rows": len(expected), "max_abs_diff": diff, "tolerance": TOLERANCE})
     (out / "pipeline.json").write_text(json.dumps(model.pipeline.to_json(), indent=1))
     (out / "export.json").write_text(json.dumps(info, indent=1))
+    if model.reference is not None:  # the training data, so a server of the export can watch drift
+        (out / "reference.json").write_text(json.dumps(model.reference))
     return info
 
 
@@ -319,6 +321,8 @@ def _describe(model: TrainedModel, fmt: str, inputs: dict[str, np.ndarray], pari
         "target": model.pipeline.target,
         "sequences": grouped.model_dump() if grouped is not None else None,
         "model": model.recipe.model.type,
+        "name": model.meta.get("name", model.recipe.display_name),
+        "metrics": model.meta.get("metrics", {}),
         "opset": OPSET if fmt == "onnx" else None,
         "strata": strata.__version__,
         "torch": torch.__version__,

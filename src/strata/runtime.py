@@ -40,6 +40,9 @@ class OnnxModel:
         self.pipeline = Pipeline.from_json(json.loads((self.path / "pipeline.json").read_text(encoding="utf-8")))
         self.session = onnxruntime.InferenceSession(str(self.path / "model.onnx"), providers=["CPUExecutionProvider"])
         self.inputs = [i["name"] for i in self.info["inputs"]]
+        self.meta = {"name": self.info.get("name", self.info["model"]), "metrics": self.info.get("metrics", {})}
+        reference = self.path / "reference.json"  # for a server's /monitor
+        self.reference = json.loads(reference.read_text(encoding="utf-8")) if reference.is_file() else None
 
     def __repr__(self) -> str:
         return f"<OnnxModel {self.info['model']!r}: {self.task} at '{self.path}'>"

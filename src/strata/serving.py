@@ -417,7 +417,11 @@ def _routes(
     @app.get("/monitor", dependencies=guarded)
     def monitor_report() -> Any:
         if watch is None:
-            raise ClientError(404, "this server runs without a drift monitor (start it with monitor=True)")
+            raise ClientError(
+                404,
+                "this server has no drift monitor: the model carries no training reference "
+                "(forecasts and image models have none)",
+            )
         return watch.report()
 
     @app.post("/predict", dependencies=guarded, openapi_extra=body)
@@ -510,6 +514,8 @@ def _loaded(source: Any, backend: str) -> Any:
     if backend not in ("torch", "onnx"):
         raise DataError(f"backend must be 'torch' or 'onnx', got {backend!r}")
     path = source if isinstance(source, str | os.PathLike) else None
+    if path is not None and (Path(path) / "model.onnx").is_file():
+        backend = "onnx"  # an exported folder is served by onnxruntime, whatever --backend says
     if backend == "onnx":
         from strata.runtime import OnnxModel
 
