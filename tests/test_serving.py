@@ -215,3 +215,17 @@ def test_a_real_server_answers(model):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_boolean_or_a_string_in_a_numeric_field_is_a_422():
+    from fastapi.testclient import TestClient
+
+    import strata
+    from strata.serving import create_app
+
+    model = strata.load(FIXTURES / "bundle_v1")
+    numeric = next(c["name"] for c in model.pipeline.columns if c["kind"] == "numeric")
+    client = TestClient(create_app(model))
+    for value in (True, "3"):
+        response = client.post("/predict", json={numeric: value})
+        assert response.status_code == 422 and response.json()["detail"][0]["field"] == numeric

@@ -78,8 +78,8 @@ def _field_type(kind: str) -> Any:
     from pydantic import Field
 
     number = Annotated[float, Field(**FINITE)]
-    if kind == "numeric":
-        return number | None  # every numeric column imputes a missing value (its training fill)
+    if kind == "numeric":  # a JSON number (true/false or "3" are refused); missing values are imputed
+        return Annotated[float, Field(strict=True, **FINITE)] | None
     if kind == "text":
         return str | None
     return str | bool | int | number | None  # categorical and binary: a level as the training data spelled it
