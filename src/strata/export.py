@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from strata.errors import DataError, StrataError
-from strata.models.sequence import RecurrentEncoder, TransformerEncoder, _pool, _real
+from strata.models.sequence import RecurrentEncoder, _pool, _real
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -140,11 +140,10 @@ def random_inputs(pipeline: Pipeline, n: int, seed: int = 0) -> dict[str, np.nda
 # ------------------------------------------------------------------------------------ exportable
 def traceable(network: nn.Module) -> nn.Module:
     """A copy of `network` whose forward traces to a graph that holds for any batch: recurrent encoders
-    run without packing (packing is data-dependent control flow) and the transformer reads the batch
-    size from the tensor's shape instead of `len()` (a Python int, frozen into a trace)."""
+    run without packing (packing is data-dependent control flow); the transformer traces as it is."""
     network = copy.deepcopy(network).eval()
     for name, module in list(network.named_modules()):
-        swap = {RecurrentEncoder: UnpackedRecurrent, TransformerEncoder: TraceableTransformer}.get(type(module))
+        swap = {RecurrentEncoder: UnpackedRecurrent}.get(type(module))
         if swap is not None:
             parent_name, _, attr = name.rpartition(".")
             setattr(network.get_submodule(parent_name) if parent_name else network, attr, swap(module))
@@ -216,30 +215,6 @@ class UnpackedRecurrent(nn.Module):
         real = _real(lengths, x.shape[1])
         x = x * real[..., None].to(x.dtype)  # zeros at padding, as pad_packed_sequence gives
         return self.attention(x, real) if self.attention is not None else _pool(x, real, self.pooling)
-
-
-class TraceableTransformer(nn.Module):
-    """`TransformerEncoder.forward` with the batch size taken from shapes, so the trace stays dynamic."""
-
-    def __init__(self, encoder: TransformerEncoder):
-        super().__init__()
-        self.encoder, self.width = encoder, encoder.width
-
-    def forward(
-        self,
-        text: torch.Tensor | None = None,
-        sequence: torch.Tensor | None = None,
-        lengths: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        e = self.encoder
-        x, lengths = e.steps(text, sequence, lengths)  # (N, T, d_model)
-        real = _real(lengths, x.shape[1])  # (N, T)
-        if e.cls is not None:
-            x = torch.cat([e.cls.expand(x.shape[0], -1, -1), x], dim=1)  # (N, 1 + T, d_model)
-            real = torch.cat([torch.ones_like(real[:, :1]), real], dim=1)
-        x = e.dropout(x + e._positions(x.shape[1]))
-        x = e.layers(x, src_key_padding_mask=~real)  # (N, T', d_model)
-        return x[:, 0] if e.cls is not None else _pool(x, real, "mean")
 
 
 # --------------------------------------------------------------------------------- write and run

@@ -247,8 +247,9 @@ class TransformerEncoder(nn.Module):
             raise ValueError(f"got {x.shape[1]} steps, but this network was built for at most {self.max_length}")
         real = _real(lengths, x.shape[1])  # (N, T)
         if self.cls is not None:  # never masked, so even an empty row attends to something
-            x = torch.cat([self.cls.expand(len(x), -1, -1), x], dim=1)  # (N, 1 + T, d_model)
-            real = torch.cat([real.new_ones(len(x), 1), real], dim=1)
+            # x.shape[0], not len(x): a Python int would freeze the batch size into an exported graph
+            x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1)  # (N, 1 + T, d_model)
+            real = torch.cat([torch.ones_like(real[:, :1]), real], dim=1)
         x = self.dropout(x + self._positions(x.shape[1]))
         x = self.layers(x, src_key_padding_mask=~real)  # (N, T', d_model)
         return x[:, 0] if self.cls is not None else _pool(x, real, "mean")
