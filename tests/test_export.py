@@ -127,6 +127,27 @@ def test_torchscript_round_trip(tabular, penguins, tmp_path):
                                atol=1e-5)  # fmt: skip
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+@pytest.mark.parametrize("name", ["cnn", "gru_bidirectional_sequence", "transformer_cls_text", "lstm_attention_text"])
+def test_torchscript_export_of_image_and_sequence_models_matches_torch_for_another_batch(name, tmp_path):
+    import torch
+
+    from strata.features.pipeline import as_tensors
+    from strata.models.heads import run
+
+    data, target, spec, epochs = CASES[name]
+    model = _train(data(), target, spec, epochs)
+    frame = (strata.load_dataset("digits_images").tail(40) if target == "digit" else data()).drop(columns=target)
+    info = export(model, "torchscript", tmp_path, rows=frame.head(24))
+    assert info["parity"]["max_abs_diff"] <= 1e-5 and info["parity"]["rows"] == 24
+    inputs = model.pipeline.transform(model.read(frame.tail(37)))  # another batch size (and lengths) than traced
+    loaded = torch.jit.load(str(tmp_path / "model.pt"))
+    with torch.inference_mode():
+        raw = loaded(*(torch.from_numpy(inputs[i["name"]]) for i in info["inputs"]))
+    expected = run(model.network, as_tensors(inputs), model.head.size)
+    np.testing.assert_allclose(raw.numpy(), expected.numpy(), atol=1e-5, rtol=0)
+
+
 def test_unsupported_exports_fail_with_a_clear_error(tabular, tmp_path, monkeypatch):
     with pytest.raises(StrataError, match="export format must be one of onnx, torchscript, got 'tflite'"):
         export(tabular, "tflite", tmp_path)

@@ -229,3 +229,80 @@ def test_a_boolean_or_a_string_in_a_numeric_field_is_a_422():
     for value in (True, "3"):
         response = client.post("/predict", json={numeric: value})
         assert response.status_code == 422 and response.json()["detail"][0]["field"] == numeric
+
+
+@pytest.fixture(scope="module")
+def regressors():
+    import strata
+
+    frame = strata.load_dataset("penguins").dropna(subset=["body_mass_g", "flipper_length_mm"])
+    base = {"model": {"hidden": [8]}, "train": {"epochs": 2}, "track": False, "evaluate": False}
+    one = strata.train({**base, "data": {"target": "body_mass_g"}}, data=frame, quiet=True).model
+    two = strata.train({**base, "data": {"target": ["body_mass_g", "flipper_length_mm"]}}, data=frame, quiet=True).model
+    return frame, one, two
+
+
+def test_regression_values_match_predict_frame_for_one_and_several_targets(regressors):
+    frame, one, two = regressors
+    rows = frame.drop(columns=["body_mass_g"]).head(6)
+    rows.iloc[0, rows.columns.get_loc("bill_length_mm")] = np.nan  # a missing number is sent as null, imputed
+    records = json.loads(rows.to_json(orient="records"))
+    got = TestClient(create_app(one)).post("/predict", json=records).json()["predictions"]
+    np.testing.assert_allclose([p["prediction"] for p in got], one.predict_frame(rows)["prediction"], rtol=1e-6)
+    rows = rows.drop(columns="flipper_length_mm")
+    records = json.loads(rows.to_json(orient="records"))
+    got = TestClient(create_app(two)).post("/predict", json=records).json()["predictions"]
+    expected = two.predict_frame(rows)
+    assert set(got[0]["prediction"]) == {"body_mass_g", "flipper_length_mm"}
+    for target in ("body_mass_g", "flipper_length_mm"):
+        np.testing.assert_allclose([p["prediction"][target] for p in got], expected[f"prediction_{target}"], rtol=1e-6)
+
+
+def test_a_large_batch_is_predicted_off_the_event_loop_with_the_same_results(client, model):
+    from strata.serving import INLINE_ROWS
+
+    rows = pd.read_csv(FIXTURES / "bundle_v1_rows.csv")
+    rows = pd.concat([rows] * (INLINE_ROWS // len(rows) + 2), ignore_index=True)
+    assert len(rows) > INLINE_ROWS
+    response = client.post("/predict", json=json.loads(rows.to_json(orient="records")))
+    assert response.status_code == 200
+    assert [p["prediction"] for p in response.json()["predictions"]] == model.predict_frame(rows)["prediction"].tolist()
+
+
+def test_several_worker_processes_serve_on_one_port(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "strata", "serve", str(FIXTURES / "bundle_v1"), "--port", str(port),
+               "--workers", "2"]  # fmt: skip
+    server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        answers = [httpx.post(f"{base}/predict", json=ROW, timeout=10) for _ in range(8)]
+        assert {a.status_code for a in answers} == {200}
+        assert len({json.dumps(a.json()["predictions"]) for a in answers}) == 1  # every worker predicts alike
+        assert httpx.get(f"{base}/metadata").json()["name"] == load(FIXTURES / "bundle_v1").meta.get("name", "penguins")
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert "Started parent process" in output or "Uvicorn running" in output
+
+
+def test_workers_must_be_a_positive_number():
+    from strata.errors import DataError
+    from strata.serving import serve
+
+    with pytest.raises(DataError, match="workers must be at least 1, got 0"):
+        serve(FIXTURES / "bundle_v1", workers=0)

@@ -15,13 +15,13 @@ def level_key(value: object) -> str:
 
 
 def prediction_table(index: object, classes: list, target_names: list[str], labels: object, outputs: object) -> object:
-    """The table `predict_frame` returns, for bundles and the ONNX runtime alike: for classifiers
-    (`classes` given) `prediction` (`labels`) and `proba_<class>` columns from `outputs`; for
-    regression `prediction` (one target) or `prediction_<target>` columns from `outputs` (values)."""
+    """The table `predict_frame` returns, for bundles, ensembles and the ONNX runtime alike: for
+    classifiers (`labels` given) `prediction` (`labels`) and `proba_<class>` columns from `outputs`;
+    for regression `prediction` (one target) or `prediction_<target>` columns from `outputs` (values)."""
     import pandas as pd
 
     result = pd.DataFrame(index=index)
-    if classes:
+    if labels is not None:
         result["prediction"] = labels
         for i, c in enumerate(classes):
             result[f"proba_{level_key(c)}"] = outputs[:, i]  # type: ignore[index]

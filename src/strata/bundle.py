@@ -166,10 +166,16 @@ class TrainedModel:
         if self.task == "forecast":
             return self.forecast(data)
         frame = self.read(data)
-        predictions = self._predictions(frame)
+        return prediction_table(frame.index, self.classes, self.pipeline.target["columns"], *self.predict_arrays(frame))
+
+    def predict_arrays(self, data: Any) -> tuple[np.ndarray | None, np.ndarray]:
+        """What `predict_frame` tabulates, as arrays: (labels, probabilities (N, classes)) for
+        classifiers, (None, values (N, targets) in the target's units) for regression. The server's
+        path: no table is built."""
+        predictions = self._predictions(self.read(data))
         if self.task != "regression":
-            return prediction_table(frame.index, self.classes, [], self._labels(predictions), predictions)
-        return prediction_table(frame.index, [], self.pipeline.target["columns"], None, self._values(predictions))
+            return self._labels(predictions), predictions
+        return None, self._values(predictions)
 
     def evaluate(self, data: Any, *, bootstrap: int | None = None, confidence: float | None = None) -> dict[str, Any]:
         """Metrics on labelled data (it must contain the target columns), with bootstrap intervals

@@ -272,11 +272,13 @@ def serve(
         typer.Option(help="Require this environment variable's value in the X-API-Key header.", metavar="VAR"),
     ] = None,
     max_body: Annotated[int, typer.Option(help="Largest request body, in bytes.", metavar="BYTES")] = 1_000_000,
+    workers: Annotated[int, typer.Option(help="Server processes on the port (each loads the model).")] = 1,
 ) -> None:
     """Serve predictions over HTTP: POST /predict, GET /health, /metadata, /monitor, /docs."""
     from strata.serving import serve as run
 
-    run(model, host=host, port=port, api_key_env=api_key_env, max_body_bytes=max_body, backend=backend)
+    run(model, host=host, port=port, api_key_env=api_key_env, max_body_bytes=max_body, backend=backend,
+        workers=workers)  # fmt: skip
 
 
 @app.command()

@@ -162,20 +162,17 @@ class Ensemble:
 
     def predict_frame(self, data: Any) -> pd.DataFrame:
         """Predictions as a table with the input's index, with the columns `TrainedModel.predict_frame` has."""
-        import pandas as pd
+        from strata._labels import prediction_table
 
         frame = self.read(data)
-        outputs, combined = self._combined(frame)
-        result = pd.DataFrame(index=frame.index)
-        if self.task != "regression":
-            result["prediction"] = self._labels(outputs, combined)
-            for c, column in zip(self.classes, combined.T, strict=True):
-                result[f"proba_{level_key(c)}"] = column
-            return result
         names = self.members[0].pipeline.target["columns"]
-        for i, value in enumerate(combined.T):
-            result["prediction" if len(names) == 1 else f"prediction_{names[i]}"] = value
-        return result
+        return prediction_table(frame.index, self.classes, names, *self.predict_arrays(frame))
+
+    def predict_arrays(self, data: Any) -> tuple[np.ndarray | None, np.ndarray]:
+        """(labels, probabilities or vote shares) for classifiers, (None, values (N, targets)) for
+        regression: what `predict_frame` tabulates, without the table."""
+        outputs, combined = self._combined(self.read(data))
+        return (self._labels(outputs, combined) if self.task != "regression" else None), combined
 
     def evaluate(self, data: Any, *, bootstrap: int | None = 0, confidence: float | None = None) -> dict[str, Any]:
         """Metrics on labelled data, as `TrainedModel.evaluate` gives them, with bootstrap intervals

@@ -110,10 +110,15 @@ class OnnxModel:
         from strata._labels import prediction_table
 
         frame = self.read(data)
-        predictions = self._predictions(frame)
+        return prediction_table(frame.index, self.classes, self.info["target"]["columns"], *self.predict_arrays(frame))
+
+    def predict_arrays(self, data: Any) -> tuple[np.ndarray | None, np.ndarray]:
+        """(labels, probabilities) for classifiers, (None, values (N, targets)) for regression: what
+        `predict_frame` tabulates, without the table."""
+        predictions = self._predictions(self.read(data))
         if self.task != "regression":
-            return prediction_table(frame.index, self.classes, [], self._labels(predictions), predictions)
-        return prediction_table(frame.index, [], self.info["target"]["columns"], None, self._values(predictions))
+            return self._labels(predictions), predictions
+        return None, self._values(predictions)
 
 
 def to_predictions(kind: str, outputs: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 
+from strata._labels import level_key
 from strata.errors import DataError, StrataError, did_you_mean
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ log = logging.getLogger("strata.serving")
 
 NOT_SERVED = ("image", "sequence")  # inputs that are files or series, not JSON values (yet)
 FINITE = {"allow_inf_nan": False}
+INLINE_ROWS = 64  # requests up to this many records are predicted on the event loop, larger ones in a thread
 
 
 class ClientError(Exception):
@@ -55,12 +57,9 @@ class ClientError(Exception):
 
 def input_columns(model: Any) -> list[dict[str, Any]]:
     """The pipeline's input columns ({"name", "kind", "state"}); an ensemble's are its first member's."""
-    pipeline = getattr(model, "pipeline", None)
-    if pipeline is None and getattr(model, "members", None):
-        pipeline = model.members[0].pipeline
-    if pipeline is None:
+    if getattr(model, "pipeline", None) is None and not getattr(model, "members", None):
         raise DataError(f"cannot serve a {type(model).__name__}: it has no feature pipeline (`.pipeline.columns`)")
-    return list(pipeline.columns)
+    return list(_pipeline(model).columns)
 
 
 def _check_servable(model: Any, columns: list[dict[str, Any]]) -> None:
@@ -234,8 +233,6 @@ def input_warnings(rows: list[dict[str, Any]], columns: list[dict[str, Any]]) ->
 
 
 def _unusual(column: dict[str, Any], value: Any) -> str | None:
-    from strata._labels import level_key
-
     kind, state = column["kind"], column["state"]
     if kind == "numeric":
         low, high = _numeric_range(state)
@@ -252,47 +249,57 @@ def _unusual(column: dict[str, Any], value: Any) -> str | None:
 
 
 class Predictor:
-    """Runs the model on validated rows. Inference is serialized: warnings are captured per call
-    (the `warnings` module is process-wide) and a backend need not be thread-safe."""
+    """Runs the model on validated rows, without building a result table: validated rows become one
+    DataFrame column per input (numbers as float64 arrays) and `predict_arrays` gives labels and
+    probabilities or values. Inference is serialized: warnings are captured per call (the `warnings`
+    module is process-wide) and a backend need not be thread-safe."""
 
     def __init__(self, model: Any, columns: list[dict[str, Any]]):
         self.model, self.names = model, [c["name"] for c in columns]
-        self.classes = list(getattr(model, "classes", []) or [])
+        self.numeric = {c["name"] for c in columns if c["kind"] == "numeric"}
+        self.classes = [level_key(c) for c in getattr(model, "classes", []) or []]
+        self.targets = list(_pipeline(model).target["columns"])
         self.lock = threading.Lock()
 
     def frame(self, rows: list[dict[str, Any]]) -> "pd.DataFrame":
         import pandas as pd
 
-        return pd.DataFrame.from_records(rows, columns=self.names)
+        return pd.DataFrame({name: self._column(name, rows) for name in self.names})
 
-    def __call__(self, frame: "pd.DataFrame") -> "pd.DataFrame":
+    def _column(self, name: str, rows: list[dict[str, Any]]) -> Any:
+        values = [row[name] for row in rows]
+        if name in self.numeric:  # validated numbers or None: float64 with NaN for missing, as read from a file
+            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        return values
+
+    def __call__(self, frame: "pd.DataFrame") -> tuple[np.ndarray | None, np.ndarray]:
+        """(labels, probabilities) for classifiers, (None, values (N, targets)) for regression."""
         with self.lock, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the response says the same in `warnings`, per record and field
-            return self.model.predict_frame(frame)
+            return self.model.predict_arrays(frame)
 
-    def shaped(self, result: "pd.DataFrame") -> list[dict[str, Any]]:
+    def shaped(self, labels: np.ndarray | None, outputs: np.ndarray) -> list[dict[str, Any]]:
         """[{"prediction", "probabilities"}] for classifiers, [{"prediction"}] for regression (a dict
         of target -> value when the model has several targets)."""
-        from strata._labels import level_key
-
-        if self.classes and "prediction" in result:
-            probas = result[[f"proba_{level_key(c)}" for c in self.classes]].to_numpy(dtype=np.float64)
-            keys = [level_key(c) for c in self.classes]
+        if labels is not None:
             return [
-                {"prediction": _plain(label), "probabilities": {k: _plain(p) for k, p in zip(keys, row, strict=True)}}
-                for label, row in zip(result["prediction"].tolist(), probas, strict=True)
+                {"prediction": _plain(label), "probabilities": dict(zip(self.classes, map(_plain, row), strict=True))}
+                for label, row in zip(labels.tolist(), outputs.tolist(), strict=True)
             ]
-        if "prediction" in result:
-            return [{"prediction": _plain(v)} for v in result["prediction"].tolist()]
-        targets = [c.removeprefix("prediction_") for c in result.columns if c.startswith("prediction_")]
-        return [{"prediction": {t: _plain(row[f"prediction_{t}"]) for t in targets}} for _, row in result.iterrows()]
+        if len(self.targets) == 1:
+            return [{"prediction": _plain(v)} for v in outputs[:, 0].tolist()]
+        return [{"prediction": dict(zip(self.targets, map(_plain, row), strict=True))} for row in outputs.tolist()]
 
-    def array(self, result: "pd.DataFrame") -> np.ndarray:
+    @staticmethod
+    def array(labels: np.ndarray | None, outputs: np.ndarray) -> np.ndarray:
         """What a monitor sees: class probabilities (N, classes) for classifiers, else the predicted values."""
-        probas = [c for c in result.columns if c.startswith("proba_")]
-        if probas:
-            return result[probas].to_numpy(dtype=np.float64)
-        return result[[c for c in result.columns if c.startswith("prediction")]].to_numpy(dtype=np.float64).squeeze(1)
+        outputs = np.asarray(outputs, dtype=np.float64)
+        return outputs if labels is not None or outputs.shape[1] > 1 else outputs[:, 0]
+
+
+def _pipeline(model: Any) -> Any:
+    pipeline = getattr(model, "pipeline", None)
+    return pipeline if pipeline is not None else model.members[0].pipeline
 
 
 def _plain(value: Any) -> Any:
@@ -428,14 +435,17 @@ def _routes(
     async def predict(request: Request, background: BackgroundTasks) -> dict[str, Any]:
         rows = validate_records(parse_json(await read_body(request, limit)), record, names)
         frame = predictor.frame(rows)
-        result = await run_in_threadpool(_predicted, predictor, frame)
+        if len(rows) <= INLINE_ROWS:  # a thread hop costs more than the model; inference is serialized anyway
+            labels, outputs = _predicted(predictor, frame)
+        else:  # a large batch must not hold up the event loop (health checks, other clients' I/O)
+            labels, outputs = await run_in_threadpool(_predicted, predictor, frame)
         if watch is not None:
-            background.add_task(watch.update, frame, predictor.array(result))
-        return {"model": meta["name"], "version": meta["version"], "predictions": predictor.shaped(result),
+            background.add_task(watch.update, frame, predictor.array(labels, outputs))
+        return {"model": meta["name"], "version": meta["version"], "predictions": predictor.shaped(labels, outputs),
                 "warnings": input_warnings(rows, columns)}  # fmt: skip
 
 
-def _predicted(predictor: Predictor, frame: "pd.DataFrame") -> "pd.DataFrame":
+def _predicted(predictor: Predictor, frame: "pd.DataFrame") -> tuple[np.ndarray | None, np.ndarray]:
     try:
         return predictor(frame)
     except StrataError as err:  # the data, not the server: say what the model refused
@@ -483,18 +493,60 @@ def serve(
     monitor: Any = True,
     *,
     log_level: str = "info",
+    workers: int = 1,
 ) -> None:
     """Serve a model (a bundle folder, a `models:/NAME@ALIAS` URI, or a loaded model) with uvicorn,
     on loopback unless `host` says otherwise. `api_key_env` names the environment variable holding
     the API key. `monitor`: True for strata's drift monitor (when installed), a monitor object, or
-    False. `backend="onnx"` exports the bundle to ONNX and serves it with onnxruntime."""
+    False. `backend="onnx"` exports the bundle to ONNX and serves it with onnxruntime. `workers` > 1
+    runs that many server processes on the port (each loads the model and keeps its own monitor)."""
     import uvicorn
 
     key = _api_key(api_key_env)
+    if workers < 1:
+        raise DataError(f"workers must be at least 1, got {workers}")
+    if workers > 1:
+        _serve_workers(model_or_uri, host, port, api_key_env, max_body_bytes, backend, monitor, log_level, workers)
+        return
     model = _loaded(model_or_uri, backend)
     watch = _monitor(model) if monitor is True else (monitor or None)
     app = create_app(model, api_key=key, max_body_bytes=max_body_bytes, monitor=watch, backend=backend)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+SPEC_VARIABLE = "STRATA_SERVE_SPEC"  # what each worker process serves (JSON), set by the parent
+
+
+def _serve_workers(source, host, port, api_key_env, max_body_bytes, backend, monitor, log_level, workers) -> None:
+    """Several uvicorn worker processes: the model is resolved once here (an ONNX export written
+    once), and each worker builds the same app from the JSON spec in the environment."""
+    import json
+
+    import uvicorn
+
+    if not isinstance(source, str | os.PathLike) or monitor not in (True, False):
+        raise DataError("workers > 1 needs the model as a folder or models:/ URI (each worker loads it) "
+                        "and monitor True or False")  # fmt: skip
+    model = _loaded(source, backend)
+    name, version = _identity(model, None, None)
+    folder = getattr(model, "path", None) if hasattr(model, "session") else None
+    spec = {"source": str(folder or source), "backend": "onnx" if folder else backend, "name": name,
+            "version": version, "api_key_env": api_key_env, "max_body_bytes": max_body_bytes, "monitor": monitor}  # fmt: skip
+    os.environ[SPEC_VARIABLE] = json.dumps(spec)
+    del model
+    uvicorn.run("strata.serving:app_from_environment", factory=True, workers=workers, host=host, port=port,
+                log_level=log_level)  # fmt: skip
+
+
+def app_from_environment() -> "FastAPI":
+    """A worker's app, from the spec `serve(..., workers=N)` left in the environment."""
+    import json
+
+    spec = json.loads(os.environ[SPEC_VARIABLE])
+    model = _loaded(spec["source"], spec["backend"])
+    watch = _monitor(model) if spec["monitor"] else None
+    return create_app(model, name=spec["name"], version=spec["version"], api_key=_api_key(spec["api_key_env"]),
+                      max_body_bytes=spec["max_body_bytes"], monitor=watch, backend=spec["backend"])  # fmt: skip
 
 
 def _api_key(variable: str | None) -> str | None:

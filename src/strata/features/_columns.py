@@ -12,12 +12,14 @@ from strata.errors import DataError, rows_text
 def as_numbers(column: pd.Series) -> np.ndarray:
     """float64 values with NaN for missing. Text that is not a number, infinities and dates are
     DataErrors naming the column and the rows (counted from 0, as pandas counts them)."""
-    if pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
+    if column.dtype == np.float64:  # the common case first: a served record, a numeric file column
+        values = column.to_numpy()
+    elif pd.api.types.is_datetime64_any_dtype(column) or pd.api.types.is_timedelta64_dtype(column):
         raise DataError(
             f"column '{column.name}' holds dates or durations ({column.dtype}), which Strata does not "
             f"encode yet; derive numbers from it (e.g. day of week, days since) or drop it"
         )
-    if pd.api.types.is_bool_dtype(column):
+    elif pd.api.types.is_bool_dtype(column):
         values = column.astype("float64").to_numpy()
     elif pd.api.types.is_numeric_dtype(column):
         values = column.to_numpy(dtype="float64", na_value=np.nan)
