@@ -306,3 +306,101 @@ def test_workers_must_be_a_positive_number():
 
     with pytest.raises(DataError, match="workers must be at least 1, got 0"):
         serve(FIXTURES / "bundle_v1", workers=0)
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    import strata
+
+    frame = strata.load_dataset("digits_images").head(300)
+    recipe = {"data": {"target": "digit"}, "model": {"type": "cnn", "channels": [4], "hidden": [16]},
+              "train": {"epochs": 1}, "track": False, "evaluate": False}  # fmt: skip
+    return frame, strata.train(recipe, data=frame, quiet=True).model
+
+
+def _png(pixels: np.ndarray) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels[..., 0]).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_an_image_is_served_as_pixels_or_as_a_base64_file(digits_model):
+    frame, model = digits_model
+    client = TestClient(create_app(model), raise_server_exceptions=False)
+    images = frame["image"].tail(3).tolist()
+    expected = model.predict_frame(frame.tail(3).drop(columns="digit"))
+    as_lists = client.post("/predict", json=[{"image": im.tolist()} for im in images])
+    as_files = client.post("/predict", json=[{"image": _png(im)} for im in images])
+    for response in (as_lists, as_files):
+        assert response.status_code == 200, response.text
+        got = response.json()["predictions"]
+        assert [p["prediction"] for p in got] == expected["prediction"].tolist()
+        probas = [[p["probabilities"][str(c)] for c in model.classes] for p in got]
+        np.testing.assert_allclose(probas, expected[[f"proba_{c}" for c in model.classes]].to_numpy(), atol=1e-6)
+    assert "base64" in client.get("/metadata").json()["inputs"][0]["description"]
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        ("not base64!", "not base64"),
+        ("aGVsbG8gd29ybGQ=", "not an image file"),  # base64 of "hello world"
+        ([[1, 2], [3]], "field 'image'"),  # ragged rows
+        ([[1.0] * 5] * 5, "field 'image'|5x5|size"),  # the wrong size: the model's own check, still a 422
+    ],
+)
+def test_a_bad_image_is_a_422_naming_the_field(digits_model, image, message):
+    _, model = digits_model
+    response = TestClient(create_app(model), raise_server_exceptions=False).post("/predict", json={"image": image})
+    assert response.status_code == 422, response.text
+    import re
+
+    assert re.search(message, json.dumps(response.json()["detail"]))
+
+
+def test_an_image_or_a_sequence_must_be_sent(digits_model):
+    _, model = digits_model
+    response = TestClient(create_app(model), raise_server_exceptions=False).post("/predict", json={})
+    assert response.status_code == 422 and response.json()["detail"][0]["field"] == "image"
+
+
+def test_a_sequence_is_served_as_a_list_of_numbers():
+    import strata
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.normal(size=rng.integers(3, 13)) for _ in range(200)]
+    frame = pd.DataFrame({"signal": arrays, "label": ["up" if a.sum() > 0 else "down" for a in arrays]})
+    recipe = {"data": {"target": "label"}, "model": {"type": "gru", "hidden_size": 8}, "train": {"epochs": 1},
+              "track": False, "evaluate": False}  # fmt: skip
+    model = strata.train(recipe, data=frame, quiet=True).model
+    client = TestClient(create_app(model), raise_server_exceptions=False)
+    rows = frame.head(4).drop(columns="label")
+    response = client.post("/predict", json=[{"signal": a.tolist()} for a in rows["signal"]])
+    assert response.status_code == 200, response.text
+    got = response.json()["predictions"]
+    expected = model.predict_frame(rows)
+    np.testing.assert_allclose([p["probabilities"]["up"] for p in got], expected["proba_up"], atol=1e-6)
+    for bad in ([], [1.0, "x"], [[1.0, 2.0]]):  # empty; a string step; two features per step (trained on one)
+        response = client.post("/predict", json={"signal": bad})
+        assert response.status_code == 422 and "signal" in json.dumps(response.json()["detail"]), bad
+
+
+def test_forecasts_and_long_tables_of_steps_are_refused_at_start_with_the_way_to_predict():
+    from types import SimpleNamespace
+
+    from strata.errors import DataError
+    from strata.serving import _check_servable
+
+    with pytest.raises(DataError, match="forecasting model is not served over JSON"):
+        _check_servable(SimpleNamespace(task="forecast"), [])
+    grouped = SimpleNamespace(task="binary", recipe=SimpleNamespace(data=SimpleNamespace(sequences={"id": "user"})))
+    with pytest.raises(DataError, match=r"long table of steps \(data.sequences\).*strata predict"):
+        _check_servable(grouped, [])
+    exported = SimpleNamespace(task="binary", info={"sequences": {"id": "user", "order": "t"}})
+    with pytest.raises(DataError, match="data.sequences"):
+        _check_servable(exported, [])

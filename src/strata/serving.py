@@ -13,8 +13,10 @@ or wrong `X-API-Key`; 413 a body over `max_body_bytes`; 422 a body of the wrong 
 wrong type, an unknown field, or data the model refuses (each error names the record and the field);
 500 a fault of the server, with a short message and no traceback (which goes to the log).
 
-Only tabular and text inputs are served over JSON: `create_app` refuses image, sequence and
-forecasting models at startup with a DataError that says so.
+Numeric, categorical, binary and text fields take JSON values; a sequence field takes a list of numbers
+(or of steps, lists of numbers); an image field takes a base64-encoded image file (PNG, JPEG, ...) or
+the pixels as nested lists. Never a path: the server reads no files for a client. `create_app` refuses
+forecasting models and models trained on long tables of steps (`data.sequences`) at startup.
 """
 
 import hmac
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
 from strata._labels import level_key
 from strata.errors import DataError, StrataError, did_you_mean
@@ -39,8 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("strata.serving")
 
-NOT_SERVED = ("image", "sequence")  # inputs that are files or series, not JSON values (yet)
-FINITE = {"allow_inf_nan": False}
 INLINE_ROWS = 64  # requests up to this many records are predicted on the event loop, larger ones in a thread
 
 
@@ -65,22 +66,28 @@ def input_columns(model: Any) -> list[dict[str, Any]]:
 def _check_servable(model: Any, columns: list[dict[str, Any]]) -> None:
     if getattr(model, "task", None) == "forecast":
         raise DataError("a forecasting model is not served over JSON yet: forecast from a table with `strata.load`")
-    for column in columns:
-        if column["kind"] in NOT_SERVED:
-            raise DataError(
-                f"column '{column['name']}' is a {column['kind']} input, which is not served over JSON yet; "
-                "serve a model with numeric, categorical, binary and text inputs, or predict with `strata predict`"
-            )
+    recipe = getattr(model, "recipe", None)
+    grouped = getattr(getattr(recipe, "data", None), "sequences", None) or getattr(model, "info", {}).get("sequences")
+    if grouped:
+        raise DataError("a model trained on a long table of steps (data.sequences) is not served over JSON yet; "
+                        "predict with `strata predict`, which groups the steps by id")  # fmt: skip
+
+
+NUMBER = Annotated[float, Field(strict=True, allow_inf_nan=False)]  # a JSON number: true or "3" are refused
+STEPS = Annotated[list[NUMBER], Field(min_length=1)]
+IMAGE = str | Annotated[list[Annotated[list[NUMBER | list[NUMBER]], Field(min_length=1)]], Field(min_length=1)]
 
 
 def _field_type(kind: str) -> Any:
-    from pydantic import Field
-
-    number = Annotated[float, Field(**FINITE)]
-    if kind == "numeric":  # a JSON number (true/false or "3" are refused); missing values are imputed
-        return Annotated[float, Field(strict=True, **FINITE)] | None
+    if kind == "numeric":  # missing values are imputed
+        return NUMBER | None
     if kind == "text":
         return str | None
+    if kind == "sequence":  # (T,) numbers or (T, features) steps; no imputation, so required
+        return STEPS | Annotated[list[STEPS], Field(min_length=1)]
+    if kind == "image":  # a base64-encoded image file, or pixels as (H, W) or (H, W, C) nested lists; required
+        return IMAGE
+    number = Annotated[float, Field(allow_inf_nan=False)]
     return str | bool | int | number | None  # categorical and binary: a level as the training data spelled it
 
 
@@ -90,11 +97,16 @@ def record_model(columns: list[dict[str, Any]]) -> "type[BaseModel]":
     from pydantic import ConfigDict, Field, create_model
 
     fields = {
-        f"f{i}": (_field_type(c["kind"]), Field(None, alias=c["name"], description=_describe(c)))
+        f"f{i}": (_field_type(c["kind"]), Field(*_default(c["kind"]), alias=c["name"], description=_describe(c)))
         for i, c in enumerate(columns)
     }
     config = ConfigDict(extra="forbid", populate_by_name=False)
     return create_model("Record", __config__=config, **fields)
+
+
+def _default(kind: str) -> tuple[Any, ...]:
+    """Fields a model can impute default to None; a sequence or an image must be sent."""
+    return () if kind in ("sequence", "image") else (None,)
 
 
 def _describe(column: dict[str, Any]) -> str:
@@ -106,6 +118,13 @@ def _describe(column: dict[str, Any]) -> str:
         return "category: " + ", ".join(_levels(column))
     if kind == "binary":
         return "one of: " + ", ".join(state.get("levels", []))
+    if kind == "image":
+        (h, w), c = state["size"], state["channels"]
+        return (f"image {h}x{w}, {c} channel{'s' if c > 1 else ''}: a base64-encoded image file (PNG, JPEG, ...) "
+                f"or pixels as nested lists ({h} rows of {w} {'values' if c == 1 else f'[{c} values]'})")  # fmt: skip
+    if kind == "sequence":
+        features = state.get("features", 1)
+        return "sequence: a list of numbers (steps)" if features == 1 else f"sequence: a list of steps of {features} numbers"
     return kind
 
 
@@ -257,6 +276,7 @@ class Predictor:
     def __init__(self, model: Any, columns: list[dict[str, Any]]):
         self.model, self.names = model, [c["name"] for c in columns]
         self.numeric = {c["name"] for c in columns if c["kind"] == "numeric"}
+        self.arrays = {c["name"]: c for c in columns if c["kind"] in ("image", "sequence")}
         self.classes = [level_key(c) for c in getattr(model, "classes", []) or []]
         self.targets = list(_pipeline(model).target["columns"])
         self.lock = threading.Lock()
@@ -270,6 +290,11 @@ class Predictor:
         values = [row[name] for row in rows]
         if name in self.numeric:  # validated numbers or None: float64 with NaN for missing, as read from a file
             return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        if name in self.arrays:  # one array per row, in an object column
+            column = np.empty(len(values), dtype=object)
+            for i, value in enumerate(values):
+                column[i] = _array(value, self.arrays[name], None if len(rows) == 1 else i)
+            return column
         return values
 
     def __call__(self, frame: "pd.DataFrame") -> tuple[np.ndarray | None, np.ndarray]:
@@ -295,6 +320,32 @@ class Predictor:
         """What a monitor sees: class probabilities (N, classes) for classifiers, else the predicted values."""
         outputs = np.asarray(outputs, dtype=np.float64)
         return outputs if labels is not None or outputs.shape[1] > 1 else outputs[:, 0]
+
+
+def _array(value: Any, column: dict[str, Any], record: int | None) -> np.ndarray:
+    """A sequence's steps or an image's pixels as an array. A base64-encoded image file is decoded as
+    `strata predict` reads an image file: upright, converted and resized to the model's input."""
+    field = column["name"]
+    try:
+        if column["kind"] == "image" and isinstance(value, str):
+            return _decoded_image(value, column["state"])
+        return np.asarray(value, dtype=np.float64)
+    except ValueError as err:  # ragged nested lists, bad base64, data that is not an image file
+        raise ClientError(422, [_error(record, field, f"field '{field}': {err}")]) from None
+
+
+def _decoded_image(text: str, state: dict[str, Any]) -> np.ndarray:
+    import base64
+    import binascii
+
+    from strata.data.images import decode_bytes
+
+    try:
+        data = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise ValueError("expected a base64-encoded image file or nested lists of pixels, got a string that is "
+                         "not base64") from None  # fmt: skip
+    return decode_bytes(data, tuple(state["size"]), state["channels"])
 
 
 def _pipeline(model: Any) -> Any:

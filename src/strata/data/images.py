@@ -446,6 +446,17 @@ def _decode_all(table: ImageTable, on_error: str) -> None:
         table.labels = [table.labels[i] for i in kept]
 
 
+def decode_bytes(data: bytes, size: tuple[int, int], channels: int) -> np.ndarray:
+    """An image file's bytes (e.g. sent to a server) as uint8 (H, W, C), read as a file on disk is;
+    ValueError saying why when they are not an image."""
+    import io
+
+    try:
+        return _decode(io.BytesIO(data), size, channels)  # type: ignore[arg-type]
+    except _Unreadable as err:
+        raise ValueError(f"not an image file Strata can read: {err}") from None
+
+
 def _decode(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
     """One image as uint8 (H, W, C): upright, converted, resized to cover `size` and centre-cropped."""
     from PIL import Image, ImageOps
