@@ -109,7 +109,9 @@ class Connection:
         """One request and its whole response; True for a 200."""
         self.writer.write(self.request)
         head = await self.reader.readuntil(b"\r\n\r\n")
-        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        )
         await self.reader.readexactly(length)
         return head[9:12] == b"200"
 
@@ -259,7 +261,11 @@ def main() -> None:
         if "onnx" in backends and not onnx_available():
             print("onnx: skipped (strata.runtime, strata.export or onnxruntime is missing)", file=sys.stderr)
             backends.remove("onnx")
-        rows = [row for b in backends for row in measure(bundle, b, args.concurrency, args.duration, args.rate, args.workers)]
+        rows = [
+            row
+            for b in backends
+            for row in measure(bundle, b, args.concurrency, args.duration, args.rate, args.workers)
+        ]
     print(table(rows, args.duration))
 
 

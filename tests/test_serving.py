@@ -6,6 +6,7 @@ import json
 import socket
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -402,5 +403,29 @@ def test_forecasts_and_long_tables_of_steps_are_refused_at_start_with_the_way_to
     with pytest.raises(DataError, match=r"long table of steps \(data.sequences\).*strata predict"):
         _check_servable(grouped, [])
     exported = SimpleNamespace(task="binary", info={"sequences": {"id": "user", "order": "t"}})
-    with pytest.raises(DataError, match="data.sequences"):
+    with pytest.raises(DataError, match=r"data\.sequences"):
         _check_servable(exported, [])
+
+
+def test_columns_transform_like_a_dataframe_for_every_served_kind(model):
+    import strata
+    from strata.data.text_data import make_reviews
+    from strata.features.pipeline import Columns
+
+    reviews = make_reviews(120)
+    recipe = {"data": {"target": "sentiment"}, "model": {"type": "bag"}, "train": {"epochs": 1}, "track": False,
+              "evaluate": False}  # fmt: skip
+    text_model = strata.train(recipe, data=reviews, quiet=True).model
+    penguins = pd.read_csv(FIXTURES / "bundle_v1_rows.csv").head(4)
+    penguins.loc[0, "island"] = "Atlantis"  # unseen category
+    penguins.loc[1, "bill_length_mm"] = np.nan  # missing number
+    for fitted, frame in ((model, penguins), (text_model, reviews.drop(columns="sentiment").head(4))):
+        columns = Columns({n: frame[n].to_numpy() for n in frame.columns}, len(frame))
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            expected = fitted.pipeline.transform(frame)
+            got = fitted.pipeline.transform(columns)
+        assert [str(w.message) for w in seen[: len(seen) // 2]] == [str(w.message) for w in seen[len(seen) // 2 :]]
+        assert got.keys() == expected.keys()
+        for slot in expected:
+            np.testing.assert_array_equal(got[slot], expected[slot])

@@ -293,7 +293,10 @@ def as_frame(data: Any) -> pd.DataFrame:
     import pandas as pd
 
     from strata.data.sources import read_table, tidy_columns
+    from strata.features.pipeline import Columns
 
+    if isinstance(data, Columns):  # a server's rows, named columns already
+        return data  # type: ignore[return-value]
     if isinstance(data, pd.DataFrame):
         return tidy_columns(data, "the DataFrame")
     if isinstance(data, str | Path):

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from fastapi.responses import JSONResponse
     from pydantic import BaseModel
 
+    from strata.features.pipeline import Columns
+
 log = logging.getLogger("strata.serving")
 
 INLINE_ROWS = 64  # requests up to this many records are predicted on the event loop, larger ones in a thread
@@ -124,7 +126,8 @@ def _describe(column: dict[str, Any]) -> str:
                 f"or pixels as nested lists ({h} rows of {w} {'values' if c == 1 else f'[{c} values]'})")  # fmt: skip
     if kind == "sequence":
         features = state.get("features", 1)
-        return "sequence: a list of numbers (steps)" if features == 1 else f"sequence: a list of steps of {features} numbers"
+        steps = "numbers (steps)" if features == 1 else f"steps, each a list of {features} numbers"
+        return f"sequence: a list of {steps}"
     return kind
 
 
@@ -268,9 +271,9 @@ def _unusual(column: dict[str, Any], value: Any) -> str | None:
 
 
 class Predictor:
-    """Runs the model on validated rows, without building a result table: validated rows become one
-    DataFrame column per input (numbers as float64 arrays) and `predict_arrays` gives labels and
-    probabilities or values. Inference is serialized: warnings are captured per call (the `warnings`
+    """Runs the model on validated rows without building DataFrames: the rows become named columns
+    (`Columns`; numbers as float64 arrays) and `predict_arrays` gives labels and probabilities or
+    values, from which the response is built. Inference is serialized: warnings are captured per call (the `warnings`
     module is process-wide) and a backend need not be thread-safe."""
 
     def __init__(self, model: Any, columns: list[dict[str, Any]]):
@@ -281,10 +284,10 @@ class Predictor:
         self.targets = list(_pipeline(model).target["columns"])
         self.lock = threading.Lock()
 
-    def frame(self, rows: list[dict[str, Any]]) -> "pd.DataFrame":
-        import pandas as pd
+    def frame(self, rows: list[dict[str, Any]]) -> "Columns":
+        from strata.features.pipeline import Columns
 
-        return pd.DataFrame({name: self._column(name, rows) for name in self.names})
+        return Columns({name: self._column(name, rows) for name in self.names}, len(rows))
 
     def _column(self, name: str, rows: list[dict[str, Any]]) -> Any:
         values = [row[name] for row in rows]
@@ -297,7 +300,7 @@ class Predictor:
             return column
         return values
 
-    def __call__(self, frame: "pd.DataFrame") -> tuple[np.ndarray | None, np.ndarray]:
+    def __call__(self, frame: "Columns") -> tuple[np.ndarray | None, np.ndarray]:
         """(labels, probabilities) for classifiers, (None, values (N, targets)) for regression."""
         with self.lock, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the response says the same in `warnings`, per record and field
@@ -465,11 +468,11 @@ def _routes(
     body = {"requestBody": {"required": True, "content": {"application/json": {"schema": _body_schema(record)}}}}
 
     @app.get("/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/metadata", dependencies=guarded)
-    def metadata() -> dict[str, Any]:
+    async def metadata() -> dict[str, Any]:
         return meta
 
     @app.get("/monitor", dependencies=guarded)
@@ -496,7 +499,7 @@ def _routes(
                 "warnings": input_warnings(rows, columns)}  # fmt: skip
 
 
-def _predicted(predictor: Predictor, frame: "pd.DataFrame") -> tuple[np.ndarray | None, np.ndarray]:
+def _predicted(predictor: Predictor, frame: "Columns") -> tuple[np.ndarray | None, np.ndarray]:
     try:
         return predictor(frame)
     except StrataError as err:  # the data, not the server: say what the model refused
@@ -506,7 +509,7 @@ def _predicted(predictor: Predictor, frame: "pd.DataFrame") -> tuple[np.ndarray 
 def _key_check(key: str | None):
     from fastapi import Request
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:  # async: FastAPI would run a plain function in a thread
         if key is None:
             return
         given = request.headers.get("x-api-key")
@@ -581,8 +584,15 @@ def _serve_workers(source, host, port, api_key_env, max_body_bytes, backend, mon
     model = _loaded(source, backend)
     name, version = _identity(model, None, None)
     folder = getattr(model, "path", None) if hasattr(model, "session") else None
-    spec = {"source": str(folder or source), "backend": "onnx" if folder else backend, "name": name,
-            "version": version, "api_key_env": api_key_env, "max_body_bytes": max_body_bytes, "monitor": monitor}  # fmt: skip
+    spec = {
+        "source": str(folder or source),
+        "backend": "onnx" if folder else backend,
+        "name": name,
+        "version": version,
+        "api_key_env": api_key_env,
+        "max_body_bytes": max_body_bytes,
+        "monitor": monitor,
+    }
     os.environ[SPEC_VARIABLE] = json.dumps(spec)
     del model
     uvicorn.run("strata.serving:app_from_environment", factory=True, workers=workers, host=host, port=port,

@@ -78,6 +78,24 @@ def as_tensors(inputs: Inputs) -> dict[str, Any]:
     return {name: torch.from_numpy(values) for name, values in inputs.items()}
 
 
+class Columns:
+    """A few rows as named columns without a DataFrame: what the server builds per request, where a
+    DataFrame's construction and column lookups cost more than the network. It has the part of a
+    DataFrame's interface that `transform`, the models' `read` and the drift monitor use:
+    `table[name]` (a Series), `columns`, `index`, `attrs` and `len` (rows)."""
+
+    def __init__(self, values: dict[str, Any], rows: int):
+        self.values, self.rows = values, rows
+        self.columns, self.index = list(values), pd.RangeIndex(rows)
+        self.attrs: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return pd.Series(self.values[name], name=name, index=self.index)
+
+    def __len__(self) -> int:
+        return self.rows
+
+
 @dataclass
 class Pipeline:
     columns: list[dict[str, Any]]  # [{"name", "kind", "state"}] in input order
@@ -112,7 +130,8 @@ class Pipeline:
 
     # ---- transform
     def check_columns(self, frame: pd.DataFrame) -> None:
-        missing = [n for n in self.input_names if n not in frame.columns]
+        present = set(frame.columns)  # a set: pandas' string index is slow to search one name at a time
+        missing = [n for n in self.input_names if n not in present]
         if missing:
             hint = did_you_mean(missing[0], [c for c in frame.columns if c not in self.input_names])
             more = f" and {len(missing) - 1} more ({', '.join(missing[1:4])})" if len(missing) > 1 else ""
