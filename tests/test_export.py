@@ -169,3 +169,101 @@ def test_cli_export_reports_the_parity_check(tmp_path, capsys):
     code, out, err = cli(capsys, "export", tmp_path / "m", "--out", tmp_path / "onnx", "--data", tmp_path / "rows.csv")
     assert code == 0, err
     assert "of PyTorch's on 150 rows" in out and (tmp_path / "onnx" / "model.onnx").exists()
+
+
+# ------------------------------------------------------------------------------ the raw-input graph
+def _raw_feeds(frame: pd.DataFrame, inputs: list[dict]) -> dict[str, np.ndarray]:
+    """What a client without Strata sends: numbers as float32 with NaN, levels as text with '' for missing."""
+    feeds = {}
+    for i in inputs:
+        column = frame[i["name"]]
+        if i["dtype"] == "float32":
+            feeds[i["name"]] = column.to_numpy(dtype=np.float32, na_value=np.nan)[:, None]
+        else:
+            text = ["" if pd.isna(v) else str(v).lower() if isinstance(v, bool) else str(v) for v in column]
+            feeds[i["name"]] = np.array(text, dtype=object)[:, None]
+    return feeds
+
+
+@pytest.fixture(scope="module")
+def mixed(penguins) -> tuple[TrainedModel, pd.DataFrame]:
+    """Every table encoding: embedded and one-hot categories (`sex` with a <missing> level, `island` without
+    missing values), a boolean binary column, numbers with a missing indicator and with robust scaling."""
+    frame = penguins.assign(late=penguins["year"] == 2009)
+    columns = [{"name": "island", "encoding": "embedding"}, {"name": "bill_length_mm", "missing_indicator": True},
+               {"name": "bill_depth_mm", "scale": "robust"}, {"name": "flipper_length_mm"}, {"name": "body_mass_g"},
+               {"name": "sex", "type": "categorical", "encoding": "onehot"}, {"name": "late"}, {"name": "year"}]  # fmt: skip
+    recipe = {"data": {"target": "species"}, "model": {"type": "mlp", "hidden": [16]}, "track": False,
+              "evaluate": False, "features": {"columns": columns}, "train": {"epochs": 2, "batch_size": 32}}  # fmt: skip
+    model = strata.train(recipe, data=frame, quiet=True).model
+    kinds = {c["name"]: (c["kind"], c["state"].get("encoding")) for c in model.pipeline.columns}
+    assert kinds["island"] == ("categorical", "embedding") and kinds["sex"] == ("categorical", "onehot")
+    assert kinds["late"][0] == "binary" and kinds["year"] == ("categorical", "onehot")
+    return model, frame.drop(columns="species")
+
+
+def _odd_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Known rows, then rows with missing numbers, an unseen and a missing category, a missing flag."""
+    odd = frame.iloc[[0, 100, 200, 300, 5, 6, 7]].copy()
+    odd.iloc[4:, odd.columns.get_loc("bill_length_mm")] = np.nan
+    odd.iloc[4, odd.columns.get_loc("body_mass_g")] = np.nan
+    odd["island"] = odd["island"].astype(object)
+    odd.iloc[5, odd.columns.get_loc("island")] = "Atlantis"  # unseen: the reserved index
+    odd.iloc[6, odd.columns.get_loc("island")] = None  # missing, and never missing in training: also unseen
+    odd["sex"] = odd["sex"].astype(object)
+    odd.iloc[4, odd.columns.get_loc("sex")] = None  # the <missing> level
+    odd.iloc[6, odd.columns.get_loc("sex")] = "unknown"
+    odd["late"] = odd["late"].astype(object)
+    odd.iloc[5, odd.columns.get_loc("late")] = None  # the training mode
+    return odd
+
+
+@pytest.mark.filterwarnings("ignore::strata.errors.StrataWarning")
+def test_the_raw_graph_does_the_preprocessing_and_matches_predict_proba(mixed, tmp_path):
+    import onnx
+    import onnxruntime
+
+    model, frame = mixed
+    info = export(model, "onnx", tmp_path, rows=frame.head(30))
+    raw = json.loads((tmp_path / "export.json").read_text())["raw_graph"]
+    assert raw["file"] == "model_raw.onnx" and raw["parity"]["max_abs_diff"] <= 1e-5 == raw["parity"]["tolerance"]
+    assert raw["parity"]["rows"] == 30 + 32 and info["raw_graph"] == raw
+    assert [i["name"] for i in raw["inputs"]] == model.pipeline.input_names
+    assert {i["name"]: i["dtype"] for i in raw["inputs"]}["year"] == "string"
+    print(f"raw graph: max |torch - onnx| = {raw['parity']['max_abs_diff']:.2g}")
+
+    odd = _odd_rows(frame)
+    # The slots the graph builds equal Pipeline.transform's, column for column: scaling and lookups included.
+    graph = onnx.load(str(tmp_path / "model_raw.onnx"))
+    graph.graph.output.extend(onnx.helper.make_tensor_value_info(f"net/{s}", t, None)
+                              for s, t in [("numeric", onnx.TensorProto.FLOAT), ("categorical", onnx.TensorProto.INT64)])  # fmt: skip
+    session = onnxruntime.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs, predictions, numeric, categorical = session.run(None, _raw_feeds(odd, raw["inputs"]))
+    expected = model.pipeline.transform(odd)
+    np.testing.assert_array_equal(categorical, expected["categorical"])
+    assert categorical[5:, 0].tolist() == [0, 0]  # unseen and missing island: the reserved index
+    np.testing.assert_allclose(numeric, expected["numeric"], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(predictions, model.predict_proba(odd), atol=1e-5, rtol=0)
+    assert predictions.shape == (7, 3) and np.isfinite(outputs).all()
+
+
+def test_a_text_model_gets_no_raw_graph_and_export_json_says_why(reviews, tmp_path):
+    model = _train(reviews, "sentiment", {"type": "bag"}, epochs=1)
+    info = export(model, "onnx", tmp_path, rows=reviews.drop(columns="sentiment").head(8))
+    raw = json.loads((tmp_path / "export.json").read_text())["raw_graph"]
+    assert raw["file"] is None and "is text" in raw["reason"] and info["raw_graph"] == raw
+    assert not (tmp_path / "model_raw.onnx").exists() and (tmp_path / "model.onnx").exists()
+
+
+def test_a_raw_graph_that_scales_wrongly_fails_the_parity_check(tabular, tmp_path, monkeypatch):
+    from strata import export_graph
+
+    const = export_graph._Builder.const
+
+    def shifted(self, name, values, dtype):  # every centre off by half a unit
+        return const(self, name, values + 0.5 if name.endswith("center") else values, dtype)
+
+    monkeypatch.setattr(export_graph._Builder, "const", shifted)
+    with pytest.raises(StrataError, match=r"parity check of model_raw.onnx .* max \|torch - onnx\| = "):
+        export(tabular, "onnx", tmp_path)
+    assert not (tmp_path / "model_raw.onnx").exists() and not (tmp_path / "model.onnx").exists()

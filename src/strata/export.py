@@ -1,17 +1,22 @@
 """Export a trained network to ONNX or TorchScript, for serving without Strata's trainer.
 
     model.onnx | model.pt   the network: named model inputs in, raw outputs (logits or scaled values) out
+    model_raw.onnx          ONNX, table models only: one input per raw column, the preprocessing in the graph
     pipeline.json           the bundle's fitted feature pipeline, unchanged
-    export.json             inputs (names, dtypes, shapes), head, classes, target decoding, parity
+    export.json             inputs (names, dtypes, shapes), head, classes, target decoding, parity, raw_graph
 
-Only the network is in the graph, with a dynamic batch axis. Scaling, vocabularies and tokenizers stay
+model.onnx is the network alone, with a dynamic batch axis. Scaling, vocabularies and tokenizers stay
 in `pipeline.json`, applied by `Pipeline.transform` (numpy) before the graph runs: one implementation
-of the preprocessing, shared by training, torch serving and ONNX serving, so they cannot disagree (a
-second copy written in ONNX ops would drift from it, and tokenizers have no ONNX form anyway).
-`strata.runtime.OnnxModel` does the rest without torch.
+of the preprocessing, shared by training, torch serving and ONNX serving (tokenizers have no ONNX form
+anyway). `strata.runtime.OnnxModel` does the rest without torch. When every column is numeric,
+categorical or binary, the preprocessing is arithmetic and lookups, and model_raw.onnx has it as ONNX
+ops in front of the network (`strata.export_graph`), for clients with onnxruntime and nothing else;
+export.json's `raw_graph` describes its inputs, or says why there is none.
 
 Each export is checked when it is written: the torch network and the exported one run on the same
 rows, and their raw outputs must agree within 1e-5, or the export fails, naming the difference.
+model_raw.onnx is checked the same way on raw rows (with generated missing values and unseen levels)
+against the torch network on `Pipeline.transform` of them.
 
 >>> from strata.export import export                          # doctest: +SKIP
 >>> export(model, "onnx", "serving/", rows=frame.head(64))     # doctest: +SKIP
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
 TOLERANCE = 1e-5  # max |torch - exported| on raw outputs
 OPSET = 17
 FILES = {"onnx": "model.onnx", "torchscript": "model.pt"}
+RAW_FILE = "model_raw.onnx"  # ONNX exports of table models: the preprocessing in the graph (strata.export_graph)
 FORMAT = 1  # of export.json
 
 
@@ -78,7 +84,9 @@ def export(
             f"{fmt} export of {model.recipe.model.type} failed the parity check: max |torch - {fmt}| = {diff:.3g} "
             f"on raw outputs, above {TOLERANCE:g}"
         )
+    raw = _write_raw_graph(model, path, rows) if fmt == "onnx" else {"file": None, "reason": "ONNX exports only"}
     info = _describe(model, fmt, inputs, {"rows": len(expected), "max_abs_diff": diff, "tolerance": TOLERANCE})
+    info["raw_graph"] = raw
     (out / "pipeline.json").write_text(json.dumps(model.pipeline.to_json(), indent=1))
     (out / "export.json").write_text(json.dumps(info, indent=1))
     if model.reference is not None:  # the training data, so a server of the export can watch drift
@@ -246,6 +254,57 @@ def _torch_outputs(model: TrainedModel, inputs: dict[str, np.ndarray]) -> np.nda
     from strata.models.heads import run
 
     return run(model.network, as_tensors(inputs), model.head.size).numpy()
+
+
+def _write_raw_graph(model: TrainedModel, network: Path, rows: pd.DataFrame | None) -> dict[str, Any]:
+    """Write model_raw.onnx beside `network` (model.onnx) when the preprocessing is all arithmetic and
+    lookups, check it on raw rows against PyTorch on `Pipeline.transform` of them, and describe it."""
+    import onnx
+
+    from strata import export_graph
+    from strata.features.pipeline import transform_quietly
+
+    reason = export_graph.blocker(model.pipeline)
+    if reason is not None:
+        return {"file": None, "reason": reason}
+    head = {"kind": model.head.kind, "size": model.head.size}
+    path = network.with_name(RAW_FILE)
+    onnx.save(export_graph.build(model.pipeline, onnx.load(str(network)), head), str(path))
+    frame = _raw_rows(model, rows)
+    expected = _torch_outputs(model, transform_quietly(model.pipeline, frame))
+    diff = _max_diff(expected, _run_onnx(path, export_graph.raw_inputs(model.pipeline, frame)))
+    if not diff <= TOLERANCE:
+        path.unlink(missing_ok=True)
+        network.unlink(missing_ok=True)
+        raise StrataError(
+            f"onnx export of {model.recipe.model.type} failed the parity check of {RAW_FILE} (the preprocessing in "
+            f"the graph): max |torch - onnx| = {diff:.3g} on raw outputs, above {TOLERANCE:g}"
+        )
+    predictions = model.head.size if model.head.kind != "sigmoid" else 2
+    return {
+        "file": RAW_FILE,
+        "inputs": export_graph.describe_inputs(model.pipeline),
+        "outputs": [
+            {"name": "outputs", "dtype": "float32", "shape": ["batch", model.head.size]},
+            {"name": "predictions", "dtype": "float32", "shape": ["batch", predictions]},
+        ],
+        "parity": {"rows": len(frame), "max_abs_diff": diff, "tolerance": TOLERANCE},
+    }
+
+
+def _raw_rows(model: TrainedModel, rows: pd.DataFrame | None) -> pd.DataFrame:
+    """The rows checked through the raw graph: the first 256 of `rows`, if given, and 32 generated ones
+    with missing values and unseen levels."""
+    import pandas as pd
+
+    from strata import export_graph
+    from strata.bundle import as_frame
+
+    made = export_graph.random_rows(model.pipeline, 32)
+    if rows is None:
+        return made
+    given = model.read(as_frame(rows)).head(256)[model.pipeline.input_names]
+    return pd.concat([given, made], ignore_index=True)
 
 
 def _run_onnx(path: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
