@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from strata.recipe import Recipe
     from strata.track.run import TrackedRun
     from strata.training.callbacks import Callback
+    from strata.training.checkpoint import Saving
     from strata.training.lr_finder import RangeTest
 
 
@@ -72,21 +73,39 @@ def train(
     callbacks: list[Callback] | None = None,
     parent_run: str | None = None,
     run_tags: dict[str, str] | None = None,
+    resume: str | Path | None = None,
+    checkpoints: str | Path | None = None,
 ) -> TrainResult:
     """Train what `recipe` describes. `data` (a DataFrame or file) replaces the recipe's data source.
 
     The bundle is written to `out` when given (the CLI defaults it to `models/<name>`). Unless the
     recipe says `track: false`, the run is logged to MLflow (`parent_run` nests it under another run).
+    Checkpoints go to `checkpoints`, else `<out>.checkpoints/` (docs/training.md), and are removed
+    once the run has finished; `resume` (that folder, or the tracked run's id) goes on from the
+    last good one, to the same weights as a run never interrupted.
     """
+    from strata import distributed
     from strata.bundle import check_destination
+    from strata.errors import StrataError
+    from strata.training import checkpoint
 
     recipe = as_recipe(recipe)
-    if out is not None:
+    if resume is not None and distributed.launched():  # rank 0 alone would go on from the checkpoint
+        raise StrataError("resume: a checkpoint continues a run in one process; under torchrun, train from the start")
+    place = Path(checkpoints) if checkpoints is not None else None
+    saving = checkpoint.plan(recipe, Path(out) if out is not None else None, place, resume)  # a bad --resume: now
+    run_tags = {**(run_tags or {}), **_saving_tags(saving)}
+    main = distributed.is_main()  # under torchrun, rank 0 alone logs, prints and writes (strata.distributed)
+    if out is not None and main:
         check_destination(Path(out))  # before the work, not after it
     source = data_source(recipe, data)
-    run = _start_run(recipe, source, parent_run, run_tags or {}) if recipe.track.enabled else None
+    run = _start_run(recipe, source, parent_run, run_tags or {}) if recipe.track.enabled and main else None
     try:
-        return _train(recipe, data, source, Path(out) if out is not None else None, quiet, callbacks or [], run)
+        with distributed.session():  # the processes torchrun started, in one group; nothing in one process
+            if not main:
+                return _train_share(recipe, data, callbacks or [])
+            return _train(recipe, data, source, Path(out) if out is not None else None, quiet, callbacks or [], run,
+                          saving=saving)  # fmt: skip
     except BaseException:
         if run is not None:
             with contextlib.suppress(Exception):  # the original error matters more
@@ -102,6 +121,7 @@ def _train(
     quiet: bool,
     callbacks: list[Callback],
     run: TrackedRun | None,
+    saving: Saving | None = None,
 ) -> TrainResult:
     from strata import workflow
     from strata._console import Reporter
@@ -111,12 +131,13 @@ def _train(
     report = Reporter(quiet)
     frame = load_frame(recipe.data, data)
     prep = workflow.prepare(recipe, frame)
+    _start_saving(saving, recipe, prep.data_hash, run, report)
     report.note(f"target {', '.join(recipe.data.targets)}: {prep.task} ({prep.why})")
     report.notes(f"  {note}" for note in _shown(prep.pipeline.notes))
     extra = [*callbacks, *([run.epoch_logger()] if run else [])]
     if recipe.track.tensorboard:
         extra.append(_tensorboard(recipe, run))
-    fitted = workflow.fit(recipe, prep, quiet, extra)
+    fitted = workflow.fit(recipe, prep, quiet, extra, saving)
     report.notes(f"transfer: {note}" for note in fitted.notes)
     meta = workflow.describe(recipe, prep, fitted, source)
     meta["metrics"] = workflow.held_out_metrics(fitted, prep)
@@ -150,8 +171,64 @@ def _train(
     if run is not None:
         _finish_run(run, model, path)
         report.note(f"run {run.id} logged to {run.store.uri} (experiment '{run.experiment}')")
+    _end_saving(saving)
     history = fitted.trainer.history
     return TrainResult(model, meta["metrics"], history, path, run.id if run else None)
+
+
+def _end_saving(saving: Saving | None) -> None:
+    """The run is done: its result is the bundle, not the checkpoints."""
+    if saving is not None:
+        saving.done()
+
+
+def _saving_tags(saving: Saving | None) -> dict[str, str]:
+    """Where a tracked run keeps its checkpoints (so `--resume RUN` finds them), and the run it resumes."""
+    if saving is None:
+        return {}
+    tags = {"strata.checkpoints": str(saving.folder.resolve())}
+    if saving.resume is not None and saving.resume.meta.get("run"):
+        tags["strata.resumed_from"] = saving.resume.meta["run"]
+    return tags
+
+
+def _start_saving(saving: Saving | None, recipe: Recipe, data_hash: str, run: TrackedRun | None, report: Any) -> None:
+    """Check a resumed run's data; say where checkpoints go; bring a resumed run's tracking up to date."""
+    from strata import __version__
+    from strata.training import checkpoint
+
+    if saving is None:
+        return
+    checkpoint.check_data(saving, data_hash)
+    saving.meta = {"recipe": recipe.hash(), "data": data_hash, "run": run.id if run else None, "strata": __version__}
+    if saving.resume is None:
+        if checkpoint.clear(saving.folder):
+            report.note(f"checkpoints of an earlier, unfinished run in {saving.folder}/ were removed")
+        report.note(f"checkpoints: {saving.folder}/ every {saving.every} epoch(s); "
+                    f"if stopped, go on with --resume {saving.folder}")  # fmt: skip
+        return
+    done = saving.resume
+    report.note(f"resuming from {done.path} (epoch {done.epoch})")
+    if run is not None:  # a new run: the interrupted one's epochs, then this one's
+        for row in done.state["history"]:
+            run.log_metrics({k: v for k, v in row.items() if k not in ("epoch", "seconds")}, step=int(row["epoch"]))
+        if done.meta.get("run"):
+            with contextlib.suppress(Exception):  # it may be in another store, or gone
+                run.store.client.set_terminated(done.meta["run"], status="KILLED")
+
+
+def _train_share(recipe: Recipe, data: Any, callbacks: list[Callback]) -> TrainResult:
+    """A process of a data-parallel run other than rank 0: it trains on its share of every batch, in
+    step with rank 0, which measures, logs and writes. Its result has the history and no metrics."""
+    from strata import workflow
+    from strata.bundle import TrainedModel
+    from strata.data.sources import load_frame
+
+    prep = workflow.prepare(recipe, load_frame(recipe.data, data))
+    fitted = workflow.fit(recipe, prep, True, callbacks)
+    history = fitted.trainer.history
+    model = TrainedModel(fitted.trainer.model, prep.pipeline, recipe, {"history": history})
+    return TrainResult(model, {}, history, None)
 
 
 def _shown(notes: list[str], most: int = 12) -> list[str]:

@@ -75,19 +75,55 @@ def train(
         int | None, typer.Option(help="Train with N master seeds and report each metric's spread.", metavar="N")
     ] = None,
     quiet: Quiet = False,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            help="Train data-parallel in N processes on this machine, through torchrun (docs/scale.md).", metavar="N"
+        ),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Go on from the last good checkpoint of an interrupted run: its checkpoint folder "
+            "(<out>.checkpoints), its --out, or its run id (docs/training.md).",
+            metavar="RUN_OR_DIR",
+        ),
+    ] = None,
 ) -> None:
     """Train a model from a recipe; print its metrics and save the bundle."""
     from strata.api import train as run
     from strata.recipe import Recipe
 
     spec = Recipe.from_yaml(recipe, overrides or [])
+    if resume is not None and (seeds is not None or nproc is not None):  # checkpoints are of one single-process run
+        from strata.errors import StrataError
+
+        raise StrataError(f"--resume continues one run in one process; leave out {'--seeds' if seeds else '--nproc'}")
+    if nproc is not None:  # torchrun starts N processes that run this command without --nproc
+        _train_in_processes(nproc, spec, [str(recipe), *(a for o in overrides or [] for a in ("--set", o))],
+                            out or Path("models") / spec.display_name, data, seeds, quiet)  # fmt: skip
+        return
     if seeds is None:
-        run(spec, data=data, out=out or Path("models") / spec.display_name, quiet=quiet)
+        run(spec, data=data, out=out or Path("models") / spec.display_name, quiet=quiet, resume=resume)
         return
     from strata.experiments import train_seeds
 
     # beside the single-run bundle, not inside it: replacing that bundle would take them along
     train_seeds(spec, seeds, data, out=out or Path("models") / f"{spec.display_name}-seeds", quiet=quiet)
+
+
+def _train_in_processes(
+    nproc: int, spec: Any, args: list[str], out: Path, data: Path | None, seeds: int | None, quiet: bool
+) -> None:
+    """`strata train ARGS` in `nproc` data-parallel processes (strata.distributed)."""
+    from strata import distributed
+    from strata.errors import StrataError
+
+    if seeds is not None:
+        raise StrataError("--nproc trains one model in several processes; leave out --seeds or --nproc")
+    distributed.check_recipe(spec)
+    args += ["--out", str(out), *(["--data", str(data)] if data else []), *(["--quiet"] if quiet else [])]
+    distributed.launch(nproc, args)
 
 
 @app.command()

@@ -405,6 +405,12 @@ class ClipConfig(_Section):
         return self
 
 
+class CheckpointConfig(_Section):
+    """Training state saved every `every` epochs (and after the last), for `--resume`."""
+
+    every: int = Field(1, ge=1)
+
+
 class TrainConfig(_Section):
     epochs: int = Field(100, ge=1)
     batch_size: int = Field(64, ge=1)
@@ -415,6 +421,17 @@ class TrainConfig(_Section):
     clip: ClipConfig | None = None
     early_stopping: EarlyStoppingConfig | None = None
     augment: list[AugmentStep] = Field(default_factory=list)  # seeded, training batches only
+    # Options below are None when unset, so that recipes written before them keep their hashes.
+    accumulate: int | None = Field(None, ge=1)  # micro-batches per optimizer step; 1 when not set
+    checkpoint: CheckpointConfig | Literal[False] | None = None  # default every epoch where there is a folder
+    device: Literal["auto", "cpu", "cuda"] | None = None  # cpu when not set; auto: cuda when there is one
+    precision: Literal["fp32", "bf16", "fp16"] | None = None  # fp32 when not set
+    compile: bool | None = None  # torch.compile the network (CUDA only)
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _checkpoint_switch(cls, value: Any) -> Any:
+        return {} if value is True else value
 
     @field_validator("augment", mode="before")
     @classmethod
@@ -619,6 +636,7 @@ class Recipe(_Section):
             spec.pop(key)
         for key in ("dataset", "path", "format"):
             spec["data"].pop(key)
+        spec["train"].pop("checkpoint")  # when state is saved does not change the model
         return _digest(_set_only(spec))
 
     @property

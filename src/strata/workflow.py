@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from strata.models.heads import Head
     from strata.recipe import Recipe
     from strata.training.callbacks import Callback
+    from strata.training.checkpoint import Saving
     from strata.training.trainer import Augment, Trainer
 
 
@@ -199,30 +200,46 @@ def _transfer(recipe: Recipe, prep: Prepared, built: Built) -> None:
         built.notes.append(f"gradual unfreezing: one more backbone stage every {cfg.unfreeze_every} epochs")
 
 
-def fit(recipe: Recipe, prep: Prepared, quiet: bool, extra: list[Callback]) -> Fitted:
-    """Build the network and train it; raises TrainingError when the weights end up unusable."""
+def fit(recipe: Recipe, prep: Prepared, quiet: bool, extra: list[Callback], saving: Saving | None = None) -> Fitted:
+    """Build the network and train it; raises TrainingError when the weights end up unusable.
+    With `saving`, checkpoints are written as it goes (and training resumes from `saving.resume`)."""
+    from strata import distributed
     from strata.evaluation.metrics import epoch_score
     from strata.training.trainer import Trainer
 
     built = build(recipe, prep)
     network, head, loss_name = built.network, built.head, built.loss_name
+    # Under torchrun: this process's shard of the batches, validation on rank 0 only, and the callback
+    # that keeps the processes in step (strata.distributed); in one process the sets as they are.
+    train, val, in_step = distributed.data_parallel(
+        recipe, prep.sets["train"], prep.sets["val"] if len(prep.sets["val"]) else None
+    )
     trainer = Trainer(
         network,
         built.loss,
         recipe.train,
         recipe.seeds,
         score=epoch_score(prep.task, prep.pipeline.target, head.kind),
-        callbacks=[*built.callbacks, *_callbacks(recipe, prep, quiet), *extra],
+        callbacks=[*in_step, *built.callbacks, *_callbacks(recipe, prep, quiet), *extra, *_saver(saving)],
         augment=_augmenter(recipe, prep),
         frozen=built.frozen,
         lr_scale=built.lr_scale,
     )
-    trainer.fit(prep.sets["train"], prep.sets["val"] if len(prep.sets["val"]) else None)
+    trainer.fit(train, val, resume=saving.resume.state if saving and saving.resume else None)
     if not all(p.isfinite().all() for p in network.parameters()) or _diverged(recipe, trainer):
         raise TrainingError(
             f"training diverged, nothing was saved: {trainer.stop_reason or 'the weights are not finite'}"
         )
     return Fitted(trainer, head, loss_name, built.notes)
+
+
+def _saver(saving: Saving | None) -> list[Callback]:
+    """The checkpoint writer: last, so that the state it saves is that of the whole epoch's end."""
+    if saving is None:
+        return []
+    from strata.training.checkpoint import Checkpointer
+
+    return [Checkpointer(saving)]
 
 
 def _augmenter(recipe: Recipe, prep: Prepared) -> Augment | None:

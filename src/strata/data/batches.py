@@ -50,6 +50,67 @@ def epoch_order(n: int, end: int, size: int, generator: torch.Generator) -> list
     return [order[start : start + size] for start in range(0, end, size)]
 
 
+class ShardedSet:
+    """One process's part of a TensorSet in data-parallel training (strata.distributed).
+
+    Every process draws the same permutation from the same seeded generator and takes the
+    `rank`-th of `world` contiguous slices of each global batch of `size` rows, so the processes
+    together see exactly the batches of a single process, and all take the same number of steps.
+    `share` is the current step's rows over the global batch's: the gradient hook weights each
+    process's mean-loss gradient by it, which makes an uneven last batch exact too.
+    """
+
+    def __init__(self, data: TensorSet, rank: int, world: int):
+        self.data, self.rank, self.world = data, rank, world
+        self.share = 1.0 / world
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def inputs(self) -> dict[str, torch.Tensor]:
+        return self.data.inputs
+
+    @property
+    def target(self) -> torch.Tensor:
+        return self.data.target
+
+    @property
+    def slots(self) -> list[str]:
+        return self.data.slots
+
+    def _end(self, size: int) -> int:
+        # A trailing batch too small to give every process a row is left out, as a trailing batch of
+        # one row is in one process (the permutation changes every epoch: no row is left out for good).
+        end = self.data._end(size)
+        tail = end % size
+        return end - tail if 0 < tail < self.world else end
+
+    def n_batches(self, size: int) -> int:
+        return -(-self._end(size) // size)
+
+    def rows(self, size: int) -> int:
+        """Rows this process trains on in one epoch."""
+        end, world = self._end(size), self.world
+        batch_rows = (min(size, end - start) for start in range(0, end, size))
+        return sum(rows // world + (self.rank < rows % world) for rows in batch_rows)  # as shard() cuts
+
+    def batches(self, size: int, generator: torch.Generator) -> Iterator[Batch]:
+        """This process's part of each of the epoch's shuffled batches."""
+        for idx in epoch_order(len(self.data), self._end(size), size, generator):
+            part = shard(idx, self.rank, self.world)
+            self.share = len(part) / len(idx)
+            yield {name: x[part] for name, x in self.data.inputs.items()}, self.data.target[part]
+
+    def chunks(self, size: int) -> Iterator[dict[str, torch.Tensor]]:
+        return self.data.chunks(size)
+
+
+def shard(idx: torch.Tensor, rank: int, world: int) -> torch.Tensor:
+    """Process `rank`'s contiguous slice of a global batch; the first `len(idx) % world` get a row more."""
+    return idx.tensor_split(world)[rank]
+
+
 class StreamSet:
     """Image files too many to hold decoded, with the TensorSet interface: each batch is decoded and
     normalised when it is needed, by DataLoader workers, in the same seeded order a TensorSet uses

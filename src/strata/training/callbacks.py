@@ -1,4 +1,5 @@
-"""Callbacks: one job each. Hooks are no-ops unless overridden; state is resumable."""
+"""Callbacks: one job each. Hooks are no-ops unless overridden; state is resumable: `state_dict`
+returns plain values and tensors, which a checkpoint stores as JSON and safetensors."""
 
 from __future__ import annotations
 
@@ -84,10 +85,11 @@ class EarlyStopping(Callback):
             trainer.model.load_state_dict(self.best_weights)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "best_weights": self.best_weights}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.best_weights = state.get("best_weights")
 
 
 class Progress(Callback):
