@@ -36,8 +36,12 @@ test-slow: $(STAMP)
 test-all: $(STAMP)
 	$(PYTEST) -n 2 -q -m "slow or not slow"
 
+# The benchmark suite (bench/suite.py): peers, scaling, start-up; writes bench/results.md. The peers
+# (Lightning, Keras, skorch) are not Strata's dependencies: give their virtualenv with
+# `make bench PEER_PYTHON=/tmp/peers-venv/bin/python` (bench/README.md), else they are skipped.
+PEER_PYTHON ?=
 bench: $(STAMP)
-	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/suite.py $(if $(PEER_PYTHON),--peer-python $(PEER_PYTHON)) --out bench/results.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

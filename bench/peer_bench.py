@@ -35,8 +35,10 @@ from overhead import (  # the measurement machinery and the floor loop are share
     epoch_timer,
     machine_line,
     median_of,
+    minor_faults,
     others_share,
     own_cpu_seconds,
+    process_counters,
     wait_for_quiet,
 )
 
@@ -131,6 +133,7 @@ def measure(task: PeerTask, tool: str, epochs: int, rows: int | None = None) -> 
     Xtr, ytr, Xte, yte = task.task_data()
     test_rows = rows * task.n_test // task.n_train
     data = (Xtr[:rows], ytr[:rows], Xte[:test_rows], yte[:test_rows])
+    faults = minor_faults()
     times, acc, extra = task.runners[tool](data, epochs)
     others = others_share(busy0, own0, wall0)
     steady = times[1:] or times
@@ -144,6 +147,7 @@ def measure(task: PeerTask, tool: str, epochs: int, rows: int | None = None) -> 
         "raw_sec_per_epoch": round(statistics.median(steady), 4),
         "test_acc": round(acc, 4),
         "others_cpu": None if others is None else round(others, 3),
+        **process_counters(faults),
         **extra,
     }
 
