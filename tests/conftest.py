@@ -69,3 +69,21 @@ def regression_frame() -> pd.DataFrame:
     x = rng.normal(size=(n, 3))
     y = 3 * x[:, 0] - 2 * x[:, 1] + 0.5 * x[:, 2] ** 2 + rng.normal(0, 0.1, n) + 10
     return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "label": y})
+
+
+def run_cli(capsys, *args: object) -> tuple[int, str, str]:
+    """Run the `strata` entry point in-process, as a user would; returns (exit code, stdout, stderr)."""
+    import sys
+
+    from strata.cli import main
+
+    old, sys.argv = sys.argv, ["strata", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -14,26 +14,14 @@ import pytest
 import yaml
 
 import strata.api as strata_api
+from conftest import run_cli
 from strata import __version__
-from strata.cli import main
 from strata.errors import StrataWarning
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def strata(capsys, *args: str) -> tuple[int, str, str]:
-    """Run the CLI entry point in-process; returns (exit code, stdout, stderr)."""
-    old = sys.argv
-    sys.argv = ["strata", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    finally:
-        sys.argv = old
-    out = capsys.readouterr()
-    return code, out.out, out.err
+strata = run_cli  # (capsys, *args) -> (exit code, stdout, stderr)
 
 
 @pytest.fixture(autouse=True)

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 import strata
+from conftest import run_cli as run_in_process
 from strata import distributed
 from strata.api import as_recipe
-from strata.cli import main
 from strata.data.batches import ShardedSet, TensorSet
 from strata.errors import StrataError
 
@@ -130,15 +130,8 @@ def test_two_processes_reach_the_single_process_weights(tmp_path):
 
 
 def cli(capsys, *args: str) -> tuple[int, str]:
-    old, sys.argv = sys.argv, ["strata", *args]
-    try:
-        main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    finally:
-        sys.argv = old
-    return code, capsys.readouterr().err
+    code, _, err = run_in_process(capsys, *args)
+    return code, err
 
 
 @pytest.mark.parametrize(
