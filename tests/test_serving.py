@@ -429,3 +429,14 @@ def test_columns_transform_like_a_dataframe_for_every_served_kind(model):
         assert got.keys() == expected.keys()
         for slot in expected:
             np.testing.assert_array_equal(got[slot], expected[slot])
+
+
+def test_a_busy_model_is_not_waited_for_on_the_event_loop(model):
+    from strata.serving import Predictor, input_columns
+
+    predictor = Predictor(model, input_columns(model))
+    frame = predictor.frame([{**ROW}])
+    with predictor.lock:  # another request's prediction holds the model
+        assert predictor(frame, wait=False) is None  # the caller hands the request to a thread instead
+    labels, _ = predictor(frame, wait=False)
+    assert labels[0] == model.predict_frame([ROW])["prediction"].iloc[0]

@@ -300,11 +300,17 @@ class Predictor:
             return column
         return values
 
-    def __call__(self, frame: "Columns") -> tuple[np.ndarray | None, np.ndarray]:
-        """(labels, probabilities) for classifiers, (None, values (N, targets)) for regression."""
-        with self.lock, warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the response says the same in `warnings`, per record and field
-            return self.model.predict_arrays(frame)
+    def __call__(self, frame: "Columns", wait: bool = True) -> tuple[np.ndarray | None, np.ndarray] | None:
+        """(labels, probabilities) for classifiers, (None, values (N, targets)) for regression; None
+        when `wait` is False and another prediction holds the model."""
+        if not self.lock.acquire(blocking=wait):
+            return None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the response says the same in `warnings`, per record and field
+                return self.model.predict_arrays(frame)
+        finally:
+            self.lock.release()
 
     def shaped(self, labels: np.ndarray | None, outputs: np.ndarray) -> list[dict[str, Any]]:
         """[{"prediction", "probabilities"}] for classifiers, [{"prediction"}] for regression (a dict
@@ -488,20 +494,24 @@ def _routes(
     @app.post("/predict", dependencies=guarded, openapi_extra=body)
     async def predict(request: Request, background: BackgroundTasks) -> dict[str, Any]:
         rows = validate_records(parse_json(await read_body(request, limit)), record, names)
-        frame = predictor.frame(rows)
-        if len(rows) <= INLINE_ROWS:  # a thread hop costs more than the model; inference is serialized anyway
-            labels, outputs = _predicted(predictor, frame)
-        else:  # a large batch must not hold up the event loop (health checks, other clients' I/O)
-            labels, outputs = await run_in_threadpool(_predicted, predictor, frame)
+        # A few table rows are predicted on the event loop (a thread hop costs more than the model) when
+        # the model is free; a large batch, images to decode, or a busy model go to a thread, so the loop
+        # never waits (health checks, other clients' I/O).
+        inline = len(rows) <= INLINE_ROWS and not predictor.arrays
+        frame = predictor.frame(rows) if inline else await run_in_threadpool(predictor.frame, rows)
+        answer = _predicted(predictor, frame, wait=False) if inline else None
+        labels, outputs = answer or await run_in_threadpool(_predicted, predictor, frame)
         if watch is not None:
             background.add_task(watch.update, frame, predictor.array(labels, outputs))
         return {"model": meta["name"], "version": meta["version"], "predictions": predictor.shaped(labels, outputs),
                 "warnings": input_warnings(rows, columns)}  # fmt: skip
 
 
-def _predicted(predictor: Predictor, frame: "Columns") -> tuple[np.ndarray | None, np.ndarray]:
+def _predicted(
+    predictor: Predictor, frame: "Columns", wait: bool = True
+) -> tuple[np.ndarray | None, np.ndarray] | None:
     try:
-        return predictor(frame)
+        return predictor(frame, wait)
     except StrataError as err:  # the data, not the server: say what the model refused
         raise ClientError(422, [_error(None, None, str(err))]) from None
 
@@ -603,6 +613,8 @@ def app_from_environment() -> "FastAPI":
     """A worker's app, from the spec `serve(..., workers=N)` left in the environment."""
     import json
 
+    if SPEC_VARIABLE not in os.environ:
+        raise DataError(f"${SPEC_VARIABLE} is not set: start workers with `strata serve MODEL --workers N`")
     spec = json.loads(os.environ[SPEC_VARIABLE])
     model = _loaded(spec["source"], spec["backend"])
     watch = _monitor(model) if spec["monitor"] else None
