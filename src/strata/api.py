@@ -195,6 +195,7 @@ def _saving_tags(saving: Saving | None) -> dict[str, str]:
 def _start_saving(saving: Saving | None, recipe: Recipe, data_hash: str, run: TrackedRun | None, report: Any) -> None:
     """Check a resumed run's data; say where checkpoints go; bring a resumed run's tracking up to date."""
     from strata import __version__
+    from strata.errors import StrataError
     from strata.training import checkpoint
 
     if saving is None:
@@ -202,8 +203,10 @@ def _start_saving(saving: Saving | None, recipe: Recipe, data_hash: str, run: Tr
     checkpoint.check_data(saving, data_hash)
     saving.meta = {"recipe": recipe.hash(), "data": data_hash, "run": run.id if run else None, "strata": __version__}
     if saving.resume is None:
-        if checkpoint.clear(saving.folder):
-            report.note(f"checkpoints of an earlier, unfinished run in {saving.folder}/ were removed")
+        left = next(checkpoint.checkpoints(saving.folder), None)
+        if left is not None:  # hours of training, perhaps: never removed without being asked
+            raise StrataError(f"'{saving.folder}' holds checkpoints of an unfinished run (last: {left.stem}): go on "
+                              f"with --resume {saving.folder}, or delete that folder to start again")  # fmt: skip
         report.note(f"checkpoints: {saving.folder}/ every {saving.every} epoch(s); "
                     f"if stopped, go on with --resume {saving.folder}")  # fmt: skip
         return

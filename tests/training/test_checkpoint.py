@@ -112,8 +112,14 @@ def uninterrupted() -> dict[str, torch.Tensor]:
 
 
 def test_resume_after_a_crash_gives_the_uninterrupted_weights(tmp_path, uninterrupted):
+    import random
+
     folder = crashed(tmp_path, frame(), at=5)
+    random.seed(7), np.random.seed(7)
+    expected = (random.random(), np.random.rand())
+    random.seed(7), np.random.seed(7)
     result = strata.train(recipe(), data=frame(), out=tmp_path / "m", quiet=True, resume=folder)
+    assert (random.random(), np.random.rand()) == expected  # the caller's generators are left as they were
     assert same_weights(weights_of(result), uninterrupted)
     assert [h["epoch"] for h in result.history] == list(range(1, 9))
     assert not folder.exists()
@@ -210,3 +216,11 @@ def test_sigkill_mid_training_then_resume_by_the_cli_is_bit_identical(tmp_path):
     assert same_weights(ours, theirs)
     history = json.loads((tmp_path / "m" / "meta.json").read_text())["history"]
     assert [h["epoch"] for h in history] == list(range(1, 41))
+
+
+def test_a_new_run_never_removes_an_unfinished_runs_checkpoints(tmp_path):
+    folder = crashed(tmp_path, frame())
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(strata.errors.StrataError, match=r"holds checkpoints of an unfinished run .* --resume"):
+        strata.train(recipe(), data=frame(), out=tmp_path / "m", quiet=True)
+    assert sorted(p.name for p in folder.iterdir()) == before

@@ -13,6 +13,7 @@ unset, the step is the plain fp32 one on the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -90,19 +91,21 @@ class Trainer:
         self._order = order = torch.Generator().manual_seed(self.seeds.data)
         self._augment_draws = torch.Generator().manual_seed(self.seeds.data + 1)  # its own stream: order stays
         cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(self.seeds.train)
-            for cb in self.callbacks:
-                cb.on_train_begin(self)
-            if resume is not None:
-                self.load_state_dict(resume)
-            self._epochs(train, val, order, scheduler)
-            for cb in self.callbacks:
-                cb.on_train_end(self)
-        if nhwc:  # back to plain contiguous weights for the bundle and exports (issue 9)
-            self.model.to(memory_format=torch.contiguous_format)
-        if self.placement.moved:  # the bundle, predictions and exports work on the CPU
-            self._to_cpu()
+        try:
+            with torch.random.fork_rng(devices=cuda), _caller_random_state():
+                torch.manual_seed(self.seeds.train)
+                for cb in self.callbacks:
+                    cb.on_train_begin(self)
+                if resume is not None:
+                    self.load_state_dict(resume)
+                self._epochs(train, val, order, scheduler)
+                for cb in self.callbacks:
+                    cb.on_train_end(self)
+        finally:  # also when training fails or is interrupted: the caller's model as it was laid out
+            if nhwc:  # back to plain contiguous weights for the bundle and exports (issue 9)
+                self.model.to(memory_format=torch.contiguous_format)
+            if self.placement.moved:  # the bundle, predictions and exports work on the CPU
+                self._to_cpu()
         return self.history
 
     def _epochs(
@@ -282,6 +285,21 @@ class Trainer:
         self.history, self.stop_reason = list(state["history"]), state["stop_reason"]
         self.best_epoch = state["best_epoch"]
         _set_rng(state["rng"], self._order, self._augment_draws)
+
+
+@contextlib.contextmanager
+def _caller_random_state() -> Iterator[None]:
+    """Python's and NumPy's global generators as the caller had them, after training: a resumed run
+    restores those of the interrupted one (for callbacks that draw from them) without disturbing
+    the caller's, as torch's `fork_rng` does for torch's."""
+    import numpy as np
+
+    python, numpy = random.getstate(), np.random.get_state()
+    try:
+        yield
+    finally:
+        random.setstate(python)
+        np.random.set_state(numpy)
 
 
 def _set_rng(rng: dict[str, Any], order: torch.Generator, augment: torch.Generator) -> None:
