@@ -76,13 +76,19 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_onnx_export_matches_torch_for_any_batch_size(name, tmp_path):
+def _exported(name: str, format: str, folder) -> tuple[TrainedModel, pd.DataFrame, dict]:
+    """A CASES model trained and exported, its parity checked on 24 rows; rows it was not traced on."""
     data, target, spec, epochs = CASES[name]
     model = _train(data(), target, spec, epochs)
     frame = (strata.load_dataset("digits_images").tail(40) if target == "digit" else data()).drop(columns=target)
-    info = export(model, "onnx", tmp_path, rows=frame.head(24))
+    info = export(model, format, folder, rows=frame.head(24))
     assert info["parity"]["max_abs_diff"] <= 1e-5 and info["parity"]["rows"] == 24
+    return model, frame, info
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_onnx_export_matches_torch_for_any_batch_size(name, tmp_path):
+    model, frame, info = _exported(name, "onnx", tmp_path)
     print(f"{name}: max |torch - onnx| = {info['parity']['max_abs_diff']:.2g}")
     assert json.loads((tmp_path / "export.json").read_text())["inputs"][0]["shape"][0] == "batch"
     runtime = strata_runtime().OnnxModel(tmp_path)
@@ -135,11 +141,7 @@ def test_torchscript_export_of_image_and_sequence_models_matches_torch_for_anoth
     from strata.features.pipeline import as_tensors
     from strata.models.heads import run
 
-    data, target, spec, epochs = CASES[name]
-    model = _train(data(), target, spec, epochs)
-    frame = (strata.load_dataset("digits_images").tail(40) if target == "digit" else data()).drop(columns=target)
-    info = export(model, "torchscript", tmp_path, rows=frame.head(24))
-    assert info["parity"]["max_abs_diff"] <= 1e-5 and info["parity"]["rows"] == 24
+    model, frame, info = _exported(name, "torchscript", tmp_path)
     inputs = model.pipeline.transform(model.read(frame.tail(37)))  # another batch size (and lengths) than traced
     loaded = torch.jit.load(str(tmp_path / "model.pt"))
     with torch.inference_mode():
@@ -267,3 +269,17 @@ def test_a_raw_graph_that_scales_wrongly_fails_the_parity_check(tabular, tmp_pat
     with pytest.raises(StrataError, match=r"parity check of model_raw.onnx .* max \|torch - onnx\| = "):
         export(tabular, "onnx", tmp_path)
     assert not (tmp_path / "model_raw.onnx").exists() and not (tmp_path / "model.onnx").exists()
+
+
+def test_the_raw_graphs_predictions_are_checked_too(penguins, tmp_path, monkeypatch):
+    from strata import export_graph
+
+    model = _train(penguins.dropna(subset=["body_mass_g"]), "body_mass_g", {"type": "mlp", "hidden": [8]})
+    const = export_graph._Builder.const
+
+    def shifted(self, name, values, dtype):  # the regression head's mean one gram off: outputs stay right
+        return const(self, name, values + 1.0 if name == "head/mean" else values, dtype)
+
+    monkeypatch.setattr(export_graph._Builder, "const", shifted)
+    with pytest.raises(StrataError, match=r"parity check of model_raw.onnx .* on raw outputs and predictions"):
+        export(model, "onnx", tmp_path)
