@@ -11,13 +11,17 @@ from strata.errors import StrataError
 
 
 def write_atomically(out: Path, content: bytes | str) -> None:
-    """Write `content` to `out` through a hidden partial file and one rename."""
+    """Write `content` to `out` through a hidden partial file and one rename. The partial file reaches
+    the disk before the rename (fsync), so after a power cut `out` is the old content or the new."""
     if out.is_dir():
-        raise StrataError(f"--out '{out}' is a folder; give a file name")
+        raise StrataError(f"'{out}' is a folder; a file name was expected")
     partial = out.with_name(f".{out.name}.partial")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(content.encode() if isinstance(content, str) else content)
+        with open(partial, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(partial, out)
     except OSError as err:
         with contextlib.suppress(OSError):
