@@ -224,3 +224,9 @@ def test_a_new_run_never_removes_an_unfinished_runs_checkpoints(tmp_path):
     with pytest.raises(strata.errors.StrataError, match=r"holds checkpoints of an unfinished run .* --resume"):
         strata.train(recipe(), data=frame(), out=tmp_path / "m", quiet=True)
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_a_resume_that_names_nothing_says_what_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(strata.StrataError, match=r"--resume 'typo': no checkpoint folder .* and no tracked run"):
+        strata.train(recipe(), data=frame(), quiet=True, resume="typo")

@@ -242,9 +242,14 @@ def locate(ref: str | Path, uri: str | None) -> Path:
             return candidate
     if path.exists() or any(sep in str(ref) for sep in "/\\"):
         raise CheckpointError(f"--resume: no checkpoint (epoch-*.json) in '{path}' nor in '{path}.checkpoints'")
+    from strata.errors import StrataError
     from strata.track.store import Store
 
-    run = Store.open(uri).run(str(ref))
+    try:
+        run = Store.open(uri).run(str(ref))
+    except StrataError:  # neither a folder nor a run: say both were looked for
+        raise CheckpointError(f"--resume '{ref}': no checkpoint folder '{path}' or '{path}.checkpoints', and no "
+                              "tracked run with that id") from None  # fmt: skip
     tagged = run.data.tags.get("strata.checkpoints")
     if not tagged:
         raise CheckpointError(f"--resume: run {run.info.run_id[:12]} kept no checkpoints (no strata.checkpoints tag)")
