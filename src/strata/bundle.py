@@ -152,10 +152,9 @@ class TrainedModel:
         if self.task == "forecast":  # (series, horizon): the next steps of each series, in its order
             table = self.forecast(data)
             return table["forecast"].to_numpy().reshape(-1, self.pipeline.plan["horizon"])
-        predictions = self._predictions(self.read(data))
-        if self.task != "regression":
-            return self._labels(predictions)
-        values = self._values(predictions)
+        labels, values = self.predict_arrays(data)
+        if labels is not None:
+            return labels
         return values[:, 0] if values.shape[1] == 1 else values
 
     def predict_frame(self, data: Any) -> pd.DataFrame:

@@ -98,10 +98,9 @@ class OnnxModel:
 
     def predict(self, data: Any) -> np.ndarray:
         """Class labels, or values in the target's units ((N,) for one target, (N, targets) for several)."""
-        predictions = self._predictions(self.read(data))
-        if self.task != "regression":
-            return self._labels(predictions)
-        values = self._values(predictions)
+        labels, values = self.predict_arrays(data)
+        if labels is not None:
+            return labels
         return values[:, 0] if values.shape[1] == 1 else values
 
     def predict_frame(self, data: Any) -> pd.DataFrame:
