@@ -27,7 +27,7 @@ from strata import distributed
 from strata._process import tune_for_training, use_channels_last
 from strata.data.batches import TensorSet
 from strata.errors import StrataError
-from strata.models.heads import run
+from strata.models.heads import Rows, run
 from strata.recipe import Seeds, TrainConfig
 from strata.training import device as devices
 from strata.training.callbacks import Callback
@@ -230,8 +230,12 @@ class Trainer:
 
     def outputs(self, data: TensorSet, chunk: int = 8192) -> torch.Tensor:
         """Raw outputs for every row of a set (in memory or streamed), `chunk` rows at a time."""
-        parts = [self.predict(inputs) for inputs in data.chunks(chunk)]
-        return torch.cat(parts) if parts else torch.empty(0, 0)
+        out, start = Rows(len(data)), 0
+        for inputs in data.chunks(chunk):
+            part = self.predict(inputs)
+            out.put(start, part)
+            start += len(part)
+        return out.result(torch.empty(0, 0))
 
     def evaluate(self, data: TensorSet) -> dict[str, float]:
         outputs = self.outputs(data)
