@@ -41,6 +41,7 @@ class Prepared:
     sets: dict[str, TensorSet]
     data_hash: str
     forecast: Any = None  # a forecast's evaluation windows (strata.forecasting.Evaluation)
+    reference: dict[str, Any] | None = None  # the training rows' distributions for drift, when asked for
 
     @property
     def classes(self) -> list:
@@ -48,17 +49,19 @@ class Prepared:
 
 
 def _class_codes(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, list[str]]:
-    from strata._labels import level_key
+    from strata.features._columns import row_keys
 
-    keys = np.array([level_key(v) for v in frame[column].to_numpy(dtype=object)])
+    keys = row_keys(frame[column]).astype(str)
     levels, codes = np.unique(keys, return_inverse=True)
     return codes, [str(level) for level in levels]
 
 
-def prepare(recipe: Recipe, frame: pd.DataFrame, split: Split | None = None) -> Prepared:
+def prepare(recipe: Recipe, frame: pd.DataFrame, split: Split | None = None, summarise: bool = False) -> Prepared:
     """Split the table and fit the feature pipeline on the training rows only (a forecast: cut
     it by time and window it, see strata.forecasting). `split` replaces the recipe's hold-out split
-    (cross-validation passes each fold's)."""
+    (cross-validation passes each fold's). `summarise` also summarises the training rows' inputs for
+    drift monitoring (`Prepared.reference`, tables and text only), before the tensors are made so
+    that its scratch memory is not added to theirs."""
     import torch
 
     if recipe.forecast is not None:
@@ -78,6 +81,7 @@ def prepare(recipe: Recipe, frame: pd.DataFrame, split: Split | None = None) -> 
         if column not in frame.columns:
             raise DataError(f"card.slices: column '{column}' is not in the data{did_you_mean(column, frame.columns)}")
     task, why = target.infer_task(frame, targets, recipe.data.task)
+    data_hash = frame_hash(frame)  # before the inputs are made: its scratch memory is reused for them
     codes, names = _class_codes(frame, targets[0]) if task != "regression" else (None, None)
     if split is None:
         split = holdout(codes, len(frame), recipe.split, recipe.seeds.data, names)
@@ -89,17 +93,21 @@ def prepare(recipe: Recipe, frame: pd.DataFrame, split: Split | None = None) -> 
                 f"set split.stratify: true or add rows of that class"
             )
     pipeline = fit_pipeline(frame, split.train, recipe.features, targets, task, recipe.data.drop)
+    reference = None
+    if summarise and pipeline.column_for("image") is None:  # drift is measured on tables and text
+        from strata.monitoring import feature_reference
+
+        reference = feature_reference(frame, pipeline.columns, task, split.train)
     sets = {}
-    for part, rows in split._asdict().items():
-        rows_frame = frame.iloc[rows]
-        target_rows = torch.from_numpy(pipeline.encode_target(rows_frame))
+    for part, rows in split._asdict().items():  # column by column at the part's rows: the table is not copied
+        target_rows = torch.from_numpy(pipeline.encode_target(frame, rows))
         if frame.attrs.get("streamed"):  # image files read batch by batch, never all at once
             picture = next(c for c in pipeline.columns if c["kind"] == "image")
-            paths = rows_frame[picture["name"]].tolist()
+            paths = frame[picture["name"]].iloc[rows].tolist()
             sets[part] = StreamSet(paths, target_rows, picture["state"], "image")
             continue
-        sets[part] = TensorSet(as_tensors(transform_quietly(pipeline, rows_frame)), target_rows)
-    return Prepared(task, why, pipeline, split, sets, frame_hash(frame))
+        sets[part] = TensorSet(as_tensors(transform_quietly(pipeline, frame, rows)), target_rows)
+    return Prepared(task, why, pipeline, split, sets, data_hash, reference=reference)
 
 
 # ----------------------------------------------------------------------------------------- fit
@@ -424,11 +432,11 @@ def slice_metrics(recipe: Recipe, prep: Prepared, fitted: Fitted, frame: pd.Data
     data = prep.sets[part]
     if not recipe.card.slices or not len(data) or prep.task == "forecast":
         return part, {}
-    rows = frame.iloc[getattr(prep.split, part)]
+    rows = getattr(prep.split, part)
     y, predicted = data.target.numpy(), predictions(fitted, data)
     out: dict[str, Any] = {}
     for column in recipe.card.slices:
-        values = rows[column]
+        values = frame[column].iloc[rows]
         if pd.api.types.is_numeric_dtype(values) and values.nunique() > 10:
             values = pd.qcut(values, 4, duplicates="drop").astype(str)
         keys = np.array(["<missing>" if pd.isna(v) else level_key(v) for v in values.to_numpy(dtype=object)])

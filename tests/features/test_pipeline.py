@@ -253,3 +253,51 @@ def test_an_option_for_another_type_on_an_inferred_column_is_a_recipe_error(mixe
         match=r"^features.columns: column 'colour' was read as categorical \(3 distinct values\), so option 'scale' would be ignored",
     ):
         strata.train(recipe, data=mixed_frame, quiet=True)
+
+
+# ------------------------------------------------------------------ rows taken column by column
+def test_transform_of_row_positions_equals_transform_of_those_rows(mixed_frame):
+    """`transform(frame, rows)` (training's path: no copy of the table) gives what transforming the
+    copied rows gives, for every kind of block: numeric with a missing indicator, one-hot, binary and
+    embedding indices; and the target the same."""
+    frame = mixed_frame.assign(big=np.random.default_rng(3).choice([f"l{i}" for i in range(30)], len(mixed_frame)))
+    pipeline = fit(frame, np.arange(150), columns=[{"name": "x2", "missing_indicator": True}, "x1", "colour", "flag",
+                                                   {"name": "big", "type": "categorical", "encoding": "embedding"}])  # fmt: skip
+    rows = np.random.default_rng(4).permutation(len(frame))[:77]
+    taken, copied = pipeline.transform(frame, rows), pipeline.transform(frame.iloc[rows])
+    assert taken.keys() == copied.keys() == {"numeric", "categorical"}
+    assert taken["numeric"].shape == (77, pipeline.numeric_width) and taken["numeric"].flags.c_contiguous
+    for slot in taken:
+        np.testing.assert_array_equal(taken[slot], copied[slot])
+        assert taken[slot].dtype == copied[slot].dtype
+    np.testing.assert_array_equal(pipeline.encode_target(frame, rows), pipeline.encode_target(frame.iloc[rows]))
+
+
+def test_errors_from_row_positions_name_the_table_rows(mixed_frame):
+    pipeline = fit(mixed_frame)
+    bad = mixed_frame.astype({"x1": object})
+    bad.loc[120, "x1"] = "oops"
+    with pytest.raises(DataError, match=r"column 'x1' should be numeric but row 120 has 'oops'"):
+        pipeline.transform(bad, np.arange(100, 130))
+
+
+def test_statistics_from_row_positions_equal_those_of_the_copied_rows(mixed_frame):
+    rows = np.arange(0, 200, 3)
+    by_position = fit(mixed_frame, rows)
+    by_copy = fit_pipeline(mixed_frame.iloc[rows].reset_index(drop=True), np.arange(len(rows)), FeaturesConfig(),
+                           ["label"], "multiclass", [])  # fmt: skip
+    assert by_position.to_json() == by_copy.to_json()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1, 2, 2, 3], [1.0, 2.5, np.nan, 2.0], np.array([0.1, 0.2], dtype=np.float32), [True, False, True],
+     ["a", 1, None, 2.0], pd.array([1, None], dtype="Int64"), np.array([7, 7], dtype=np.uint8), []],
+)  # fmt: skip
+def test_row_keys_spell_every_row_as_level_key(values):
+    """The distinct-values shortcut for numbers and booleans spells rows exactly as level_key does."""
+    from strata._labels import level_key
+    from strata.features._columns import row_keys
+
+    column = pd.Series(values, dtype=None if len(values) else float)
+    assert row_keys(column).tolist() == [level_key(v) for v in column.to_numpy(dtype=object)]

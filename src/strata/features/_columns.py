@@ -49,5 +49,16 @@ def _where(column: pd.Series, mask: np.ndarray) -> str:
 def as_levels(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """(string keys as an object array, missing mask)."""
     missing = column.isna().to_numpy()
-    keys = np.array([level_key(v) for v in column.to_numpy(dtype=object)], dtype=object)
-    return keys, missing
+    return row_keys(column), missing
+
+
+def row_keys(column: pd.Series) -> np.ndarray:
+    """Each row's level key (`level_key`), as an object array. A column of numbers or booleans is keyed
+    by its distinct values (spelled once each, rows pointing at them): spelling every row made a
+    Python object per row, ~90 MB for a million labels."""
+    values = column.to_numpy()
+    if values.dtype.kind in "iub" or (values.dtype.kind == "f" and not np.isnan(values).any()):
+        codes, uniques = pd.factorize(values)
+        spelled = np.array([level_key(v) for v in uniques.tolist()] or [""], dtype=object)
+        return spelled[codes]
+    return np.array([level_key(v) for v in column.to_numpy(dtype=object)], dtype=object)

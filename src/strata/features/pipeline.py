@@ -139,24 +139,38 @@ class Pipeline:
                 f"data is missing column '{missing[0]}'{hint}{more}; the model needs: {', '.join(self.input_names)}"
             )
 
-    def transform(self, frame: pd.DataFrame) -> Inputs:
-        """Model inputs by name; raises DataError naming a missing or malformed column."""
+    def transform(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> Inputs:
+        """Model inputs by name; raises DataError naming a missing or malformed column. `rows` (row
+        positions) transforms those rows only, one column at a time: no copy of the table is made.
+
+        The `numeric` and `categorical` blocks are allocated once and filled column by column
+        (joining per-column pieces at the end held the block twice: bench/scaling.py)."""
         self.check_columns(frame)
-        parts: dict[str, list[np.ndarray]] = {slot: [] for slot in SLOTS}
+        n = len(frame) if rows is None else len(rows)
+        blocks = {"numeric": np.empty((n, self.numeric_width), np.float32),
+                  "categorical": np.empty((n, len(self.embeddings)), np.int64)}  # fmt: skip
+        filled = dict.fromkeys(blocks, 0)
+        single: dict[str, np.ndarray] = {}
         for col in self.columns:
             kind = kind_of(col["kind"], col["state"])
-            values = kind.transform(frame[col["name"]], col["state"])
+            values = kind.transform(take(frame, col["name"], rows), col["state"])
             for slot, array in values.items() if isinstance(values, dict) else [(kind.slot(col["state"]), values)]:
-                parts[slot].append(array if array.ndim > 1 or slot == "lengths" else array[:, None])
-        return {
-            slot: np.ascontiguousarray(arrays[0] if len(arrays) == 1 else np.concatenate(arrays, 1), dtype=SLOTS[slot])
-            for slot, arrays in parts.items()
-            if arrays
-        }
+                if slot in blocks:
+                    array = array if array.ndim > 1 else array[:, None]
+                    start = filled[slot]
+                    blocks[slot][:, start : start + array.shape[1]] = array
+                    filled[slot] += array.shape[1]
+                else:
+                    single[slot] = np.ascontiguousarray(array, dtype=SLOTS[slot])
+        for slot, width in filled.items():
+            if width != blocks[slot].shape[1]:  # a kind's width() and its transform disagree: a bug, not bad data
+                raise RuntimeError(f"pipeline: the {slot} input has {width} columns, expected {blocks[slot].shape[1]}")
+        inputs = {**{slot: block for slot, block in blocks.items() if filled[slot]}, **single}
+        return {slot: inputs[slot] for slot in SLOTS if slot in inputs}
 
-    def encode_target(self, frame: pd.DataFrame) -> np.ndarray:
+    def encode_target(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
         target.check_present(frame, self.target["columns"])
-        return target.encode(frame, self.target)
+        return target.encode(frame, self.target, rows)
 
     # ---- JSON
     def to_json(self) -> dict[str, Any]:
@@ -285,20 +299,25 @@ def fit_pipeline(
         if len(same) > 1:
             raise DataError(f"columns {same[0]!r} and {same[1]!r} are both {kind}; a model takes one {kind} input "
                             f"(drop one, or join them into one column)")  # fmt: skip
-    train = frame.iloc[train_rows]
     columns = []
-    for spec in specs:
+    for spec in specs:  # one column of the training rows at a time: no copy of the table
         options = _options(spec, cfg)
         if frame.attrs.get("sequences", {}).get("column") == spec.name:
             options["names"] = frame.attrs["sequences"]["features"]
-        state = kind_of(spec.type, options).fit(train[spec.name], options)
+        state = kind_of(spec.type, options).fit(take(frame, spec.name, train_rows), options)
         columns.append({"name": spec.name, "kind": spec.type, "state": state})
-    target_state = target.fit(train, targets, task, cfg.target_scale)
+    target_state = target.fit(frame, targets, task, cfg.target_scale, train_rows)
     return Pipeline(columns=columns, target=target_state, notes=notes)
 
 
-def transform_quietly(pipeline: Pipeline, frame: pd.DataFrame) -> Inputs:
+def transform_quietly(pipeline: Pipeline, frame: pd.DataFrame, rows: np.ndarray | None = None) -> Inputs:
     """Transform training rows without warnings about levels dropped by min_frequency."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return pipeline.transform(frame)
+        return pipeline.transform(frame, rows)
+
+
+def take(frame: pd.DataFrame, name: str, rows: np.ndarray | None) -> pd.Series:
+    """One column, at row positions `rows` when given (its index labels kept, so errors name the rows)."""
+    column = frame[name]
+    return column if rows is None else column.iloc[rows]
