@@ -201,3 +201,21 @@ def test_constant_and_discrete_columns_that_move_are_drift():
     assert report["features"]["const"]["verdict"] == "major drift"
     assert report["features"]["count"]["verdict"] == "major drift"
     assert drift(ref, train, None)["verdict"] == "stable"
+
+
+def test_reference_of_row_positions_equals_that_of_the_copied_rows(train):
+    """Training summarises its rows by position (no copy of the table), in two steps: the features
+    before training, the predictions after; the result is the one-step reference of the copied rows."""
+    rows = np.arange(0, len(train), 3)
+    predicted = scores(len(rows))
+    copied = reference(train.iloc[rows], COLUMNS, predicted, "binary", CLASSES)
+    by_position = reference(train, COLUMNS, predicted, "binary", CLASSES, rows)
+    in_two = monitoring.with_predictions(
+        monitoring.feature_reference(train, COLUMNS, "binary", rows), predicted, CLASSES
+    )
+    assert json.dumps(copied) == json.dumps(by_position) == json.dumps(in_two)
+    assert copied["rows"] == len(rows) and copied["predictions"] is not None
+    with pytest.raises(Exception, match=r"reference: 5 predictions for 1000 rows"):
+        monitoring.with_predictions(
+            monitoring.feature_reference(train, COLUMNS, "binary", rows), predicted[:5], CLASSES
+        )

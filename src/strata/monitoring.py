@@ -153,13 +153,27 @@ def _prediction_reference(predictions: np.ndarray, task: str, classes: list | No
 
 
 def reference(
-    frame: pd.DataFrame, columns: list[dict[str, Any]], predictions: np.ndarray, task: str, classes: list | None
+    frame: pd.DataFrame,
+    columns: list[dict[str, Any]],
+    predictions: np.ndarray | None,
+    task: str,
+    classes: list | None,
+    rows: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The training rows' distributions, as plain JSON, for `drift` to compare new rows against.
 
     `columns` are the pipeline's (`[{"name", "kind", ...}]`); image and sequence columns are skipped
     (noted). `predictions` are the model's outputs on the same rows: (N, classes) scores for a
-    classifier, values ((N,) or (N, targets)) for regression."""
+    classifier, values ((N,) or (N, targets)) for regression. `rows` (positions) summarises those
+    rows of `frame` only, a column at a time (no copy of the table)."""
+    return with_predictions(feature_reference(frame, columns, task, rows), predictions, classes)
+
+
+def feature_reference(
+    frame: pd.DataFrame, columns: list[dict[str, Any]], task: str, rows: np.ndarray | None = None
+) -> dict[str, Any]:
+    """`reference` without the predictions, which `with_predictions` adds: training summarises the
+    table before it trains, so it need not keep the table until the model can predict."""
     features, notes = {}, []
     for col in columns:
         name, kind = col["name"], col["kind"]
@@ -168,22 +182,21 @@ def reference(
             continue
         if name not in frame.columns:
             raise DataError(f"reference: column '{name}' is not in the training rows given")
-        features[name] = _summary(kind, frame[name])
+        features[name] = _summary(kind, frame[name] if rows is None else frame[name].iloc[rows])
         if kind == "text":
             notes.append(f"{name}: text column, monitored by its length in characters")
-    if predictions is not None and len(predictions) != len(frame):
-        raise DataError(f"reference: {len(predictions)} predictions for {plural(len(frame), 'row')}; give one per row")
-    preds = _prediction_reference(predictions, task, classes) if predictions is not None else None
-    if preds is None:
-        notes.append(f"predictions: not monitored (task {task!r})" if predictions is not None else "no predictions")
-    return {
-        "format": FORMAT,
-        "rows": len(frame),
-        "task": task,
-        "features": features,
-        "predictions": preds,
-        "notes": notes,
-    }
+    n_rows = len(frame) if rows is None else len(rows)
+    return {"format": FORMAT, "rows": n_rows, "task": task, "features": features, "predictions": None, "notes": notes}
+
+
+def with_predictions(ref: dict[str, Any], predictions: np.ndarray | None, classes: list | None) -> dict[str, Any]:
+    """`ref` (from `feature_reference`) with the distribution of the model's predictions on its rows."""
+    if predictions is not None and len(predictions) != ref["rows"]:
+        raise DataError(f"reference: {len(predictions)} predictions for {plural(ref['rows'], 'row')}; "
+                        f"give one per row")  # fmt: skip
+    preds = _prediction_reference(predictions, ref["task"], classes) if predictions is not None else None
+    note = f"predictions: not monitored (task {ref['task']!r})" if predictions is not None else "no predictions"
+    return {**ref, "predictions": preds, "notes": ref["notes"] + ([note] if preds is None else [])}
 
 
 # ---- comparing

@@ -322,3 +322,38 @@ def test_outputs_in_chunks_equal_one_pass():
     data = TensorSet({"numeric": x}, torch.zeros(23, dtype=torch.int64))
     torch.testing.assert_close(trainer.outputs(data, chunk=4), whole, rtol=0, atol=1e-6)
 
+
+def test_training_does_not_hold_the_table_it_read(tmp_path, mixed_frame, monkeypatch):
+    """A table read from a file is let go once its rows are tensors (and summarised for drift), so
+    it is not held beside them while training; the drift reference and slice metrics still come out."""
+    import gc
+    import weakref
+
+    import strata.data.sources as sources
+    from strata.training.callbacks import Callback
+
+    mixed_frame.to_parquet(tmp_path / "t.parquet", index=False)
+    read, alive = [], []
+    real = sources.load_frame
+
+    def load_frame(*args, **kwargs):
+        frame = real(*args, **kwargs)
+        read.append(weakref.ref(frame))
+        return frame
+
+    class Watch(Callback):
+        def on_epoch_end(self, trainer, row):
+            gc.collect()
+            alive.append(read[0]() is not None)
+
+    monkeypatch.setattr(sources, "load_frame", load_frame)
+    recipe = tiny_recipe(data={"target": "label", "path": str(tmp_path / "t.parquet")}, card={"slices": ["flag"]})
+    result = strata.train(recipe, quiet=True, callbacks=[Watch()])
+    assert read and alive == [False] * 5
+    assert set(result.model.meta["slices"]) == {"flag"}
+    from strata.api import as_recipe
+    from strata.data.split import part_sizes
+
+    reference = json.loads(result.model.artifacts["reference.json"])
+    assert reference["rows"] == part_sizes(len(mixed_frame), as_recipe(recipe).split)["train"]
+    assert set(reference["features"]) == {"x1", "x2", "colour", "flag"} and reference["predictions"] is not None
