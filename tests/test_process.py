@@ -84,3 +84,26 @@ def test_trainer_gives_back_contiguous_weights_after_training_a_cnn():
         TensorSet({"image": torch.randn(32, 1, 8, 8)}, torch.arange(32) % 2)
     )
     assert all(p.is_contiguous() for p in net.parameters())  # safetensors and exports need plain tensors
+
+
+STREAM_PROBE = (
+    "import json\nfrom strata._process import tune_for_streaming, tune_for_training\n"
+    "alone = tune_for_streaming()\ntrained = tune_for_training()\n"
+    "print(json.dumps({'alone': alone, 'after_training': tune_for_streaming(), 'trained': trained.malloc}))"
+)
+
+
+def test_batch_prediction_tuning_yields_to_training_and_to_the_user():
+    """Batch prediction fixes glibc's mmap threshold low (memory given back after each chunk), but
+    never in a process tuned for training (whose thresholds stay), nor over the user's settings."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "STRATA_NO_TUNING"))}
+
+    def probe(**env: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", STREAM_PROBE], capture_output=True, text=True, check=True,
+                              env={**clean, **env})  # fmt: skip
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    glibc = platform.libc_ver()[0] == "glibc"
+    assert probe() == {"alone": glibc, "after_training": False, "trained": glibc}
+    assert probe(MALLOC_MMAP_THRESHOLD_="65536")["alone"] is False
+    assert probe(STRATA_NO_TUNING="1")["alone"] is False

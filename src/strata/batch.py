@@ -97,6 +97,9 @@ def predict_file(
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise StrataError(f"cannot write '{out}': {err.strerror or err}") from None
+    from strata._process import tune_for_streaming
+
+    tune_for_streaming()  # memory bounded by the chunk, not by what glibc's heap kept (strata/_process.py)
     parts, total = chunks(Path(data), chunk_rows, _needed(model, id_column))
     writer, done = None, 0
     try:
