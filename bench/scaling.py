@@ -5,13 +5,23 @@ with a fixed seed (32 float32 N(0, 1) columns, label = a fixed linear rule plus 
 written to a Parquet file in a temporary folder; the process trains it with `strata.train` from
 that file (the MLP 32-256-256-2 of bench/overhead.py, Adam, batch 256, 80/20 split, no validation,
 no evaluation) and reports s/epoch (the history's, per 80% of the rows) and the process's peak memory
-above what it held before reading the data, beside the expected bound: twice the float32 training
-data plus the model, its gradients and Adam's two moments. The time should grow linearly in rows.
+above what it held before reading the data, beside the expected bound: twice the float32 data plus
+the model, its gradients and Adam's two moments, with the data counted two ways: the whole table read
+(what the user trains on) and the 80% training rows alone (the stricter reading). The last column is
+the slope: the extra peak memory per 1,000 added rows between one size and the next, beside twice a
+float32 row (0.27 MB per 1,000 rows), since fixed costs (the Parquet reader's pages, the allocator's
+arenas, a prediction chunk's activations) dominate small sizes. The time should grow linearly in rows.
 
 Batch prediction: the 100k-row model's bundle predicts 100k and 1M rows from CSV and from Parquet
-(`strata.batch.predict_file`, what `strata predict` runs on files), each in a fresh process: rows/s
-and peak memory above the loaded model. Memory should be bounded by the chunk (50,000 rows), so
-1M rows should need about what 100k rows need.
+(`strata.batch.predict_file`, what `strata predict` runs on files), then 3M rows from a Parquet file
+of three 1M-row row groups (the largest size three times over, --row-groups), each in a fresh
+process: rows/s and peak memory above the loaded model. The Parquet files are as pandas writes them
+(up to 1Mi rows per row group, dictionary-encoded pages). Memory should be bounded by the chunk
+(50,000 rows), plus for Parquet the reader's buffers per column (which depend on how the file was
+written, not on its rows), so 3M rows should need about what 1M rows need, and 1M about what 100k
+need (a little more from Parquet: 1 MB dictionaries and pages a column, where 100k rows have 0.4 MB).
+With glibc's default (dynamic) mmap threshold these peaks vary by tens of MB from run to run;
+MALLOC_MMAP_THRESHOLD_=1048576 in the environment makes them repeatable to a few MB.
 
 Peak memory is Linux's VmHWM, reset after the imports (/proc/self/clear_refs), so it is the peak of
 the work measured, not of the imports; elsewhere, ru_maxrss minus the RSS before the work.
@@ -100,9 +110,9 @@ def recipe(path: Path, epochs: int) -> dict[str, Any]:
     }
 
 
-def expected_train_mb(rows: int) -> float:
-    """2 x the float32 training rows (80%) + weights, gradients and Adam's two moments, float32."""
-    data = 0.8 * rows * (FEATURES * 4 + 8)  # features and an int64 label
+def expected_train_mb(rows: int, share: float = 1.0) -> float:
+    """2 x `share` of the rows in float32 + weights, gradients and Adam's two moments, float32."""
+    data = share * rows * (FEATURES * 4 + 8)  # features and an int64 label
     return (2 * data + 4 * PARAMS * 4) / 2**20
 
 
@@ -129,6 +139,7 @@ def measure_train(path: Path, rows: int, epochs: int, bundle: Path | None) -> di
         "wall_s": round(wall, 2),
         "peak_over_base_mb": round(rss_mb("VmHWM") - base, 1),
         "expected_mb": round(expected_train_mb(rows), 1),
+        "expected_train_rows_mb": round(expected_train_mb(rows, 0.8), 1),
         "test_acc": round(float(result.metrics["test"]["accuracy"]), 4),
     }
 
@@ -153,9 +164,15 @@ def measure_predict(bundle: Path, path: Path, rows: int) -> dict[str, Any]:
     done = predict_file(model, path, out, quiet=True)
     wall = time.perf_counter() - start
     out.unlink(missing_ok=True)
+    groups = None
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        groups = pq.ParquetFile(path).metadata.num_row_groups
     return {
         "rows": rows,
         "format": path.suffix.lstrip("."),
+        "row_groups": groups,
         "rows_per_s": round(done / wall),
         "wall_s": round(wall, 2),
         "peak_over_base_mb": round(rss_mb("VmHWM") - base, 1),
@@ -174,12 +191,29 @@ def child(*argv: str) -> dict[str, Any] | None:
     return json.loads(lines[-1])
 
 
-def write_files(folder: Path, sizes: list[int], predict_sizes: list[int]) -> None:
+def write_files(folder: Path, sizes: list[int], predict_sizes: list[int], row_groups: int) -> Path | None:
+    """The training and prediction files; returns the Parquet file of `row_groups` row groups of the
+    largest prediction size (None when row_groups < 2), written one row group at a time."""
     for rows in sorted(set(sizes) | set(predict_sizes)):
         frame = make_table(rows)
         frame.to_parquet(folder / f"rows-{rows}.parquet", index=False)
         if rows in predict_sizes:
             frame.drop(columns="y").to_csv(folder / f"rows-{rows}.csv", index=False, float_format="%.6g")
+    if row_groups < 2:
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = max(predict_sizes)
+    path = folder / f"rows-{rows * row_groups}-in-{row_groups}.parquet"
+    writer = None
+    for group in range(row_groups):  # pandas' defaults (dictionary pages, snappy), one group per write
+        table = pa.Table.from_pandas(make_table(rows, seed=10 + group), preserve_index=False)
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table, row_group_size=rows)
+    if writer is not None:
+        writer.close()
+    return path
 
 
 def train_table(results: list[dict[str, Any]]) -> list[str]:
@@ -187,14 +221,22 @@ def train_table(results: list[dict[str, Any]]) -> list[str]:
         f"Training, MLP 32-256-256-2 from a Parquet file, batch {BATCH}, {EPOCHS} epochs (median after the first):",
         "",
         "| rows | training rows | s/epoch | s/epoch per 100k training rows | peak memory over base (MB) "
-        "| expected bound (MB) | test acc | whole call (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| bound: 2x the table (MB) | 2x the training rows (MB) | MB per 1k more rows (bound 0.27) "
+        "| test acc | whole call (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    previous = None
     for r in results:
         per = r["sec_per_epoch"] / (0.8 * r["rows"]) * 100_000
+        slope = "-"
+        if previous is not None and r["rows"] > previous["rows"]:
+            added = (r["peak_over_base_mb"] - previous["peak_over_base_mb"]) / (r["rows"] - previous["rows"])
+            slope = f"{added * 1000:.2f}"
         lines.append(f"| {r['rows']:,} | {int(0.8 * r['rows']):,} | {r['sec_per_epoch']:.3f} | {per:.3f} "
-                     f"| {r['peak_over_base_mb']:,.0f} | {r['expected_mb']:,.0f} | {r['test_acc']:.4f} "
+                     f"| {r['peak_over_base_mb']:,.0f} | {r['expected_mb']:,.0f} "
+                     f"| {r.get('expected_train_rows_mb', 0):,.0f} | {slope} | {r['test_acc']:.4f} "
                      f"| {r['wall_s']:.1f} |")  # fmt: skip
+        previous = r
     return lines
 
 
@@ -205,12 +247,13 @@ def predict_table(results: list[dict[str, Any]]) -> list[str]:
         if results
         else "Batch prediction: no result.",
         "",
-        "| input | rows | rows/s | peak memory over the loaded model (MB) | seconds |",
-        "|---|---|---|---|---|",
+        "| input | rows | row groups | rows/s | peak memory over the loaded model (MB) | seconds |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results:
-        lines.append(f"| {r['format']} | {r['rows']:,} | {r['rows_per_s']:,} | {r['peak_over_base_mb']:,.0f} "
-                     f"| {r['wall_s']:.1f} |")  # fmt: skip
+        groups = "-" if r.get("row_groups") is None else f"{r['row_groups']:,}"
+        lines.append(f"| {r['format']} | {r['rows']:,} | {groups} | {r['rows_per_s']:,} "
+                     f"| {r['peak_over_base_mb']:,.0f} | {r['wall_s']:.1f} |")  # fmt: skip
     return lines
 
 
@@ -219,7 +262,7 @@ def run_all(args: argparse.Namespace) -> None:
     predict_sizes = [int(s) for s in args.predict_sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="strata-scaling-") as tmp:
         folder = Path(tmp)
-        write_files(folder, sizes, predict_sizes)
+        grouped = write_files(folder, sizes, predict_sizes, args.row_groups)
         bundle = folder / "bundle"
         model_rows = sizes[min(1, len(sizes) - 1)]
         train = []
@@ -229,12 +272,11 @@ def run_all(args: argparse.Namespace) -> None:
                         "--epochs", str(args.epochs), *keep)  # fmt: skip
             train += [rec] if rec else []
         predict = []
-        for fmt in ("csv", "parquet"):
-            for rows in predict_sizes:
-                rec = child(
-                    "--predict", str(folder / f"rows-{rows}.{fmt}"), "--rows", str(rows), "--bundle", str(bundle)
-                )
-                predict += [rec] if rec else []
+        files = [(folder / f"rows-{rows}.{fmt}", rows) for fmt in ("csv", "parquet") for rows in predict_sizes]
+        files += [(grouped, max(predict_sizes) * args.row_groups)] if grouped is not None else []
+        for path, rows in files:
+            rec = child("--predict", str(path), "--rows", str(rows), "--bundle", str(bundle))
+            predict += [rec] if rec else []
     print("\n".join(train_table(train)))
     print()
     print("\n".join(predict_table(predict)))
@@ -246,6 +288,8 @@ def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--sizes", default="10000,100000,1000000", help="rows of the training runs")
     ap.add_argument("--predict-sizes", default="100000,1000000", help="rows of the batch predictions")
+    ap.add_argument("--row-groups", type=int, default=3, help="also predict a Parquet file of this many row groups "
+                    "of the largest predict size, to show memory does not grow with the file (0: none)")  # fmt: skip
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one epoch: a check that it runs")
     ap.add_argument("--train", type=Path, help="(child) train on this file and print one JSON line")
