@@ -31,6 +31,7 @@ import pandas as pd
 
 from strata._labels import level_key
 from strata.errors import DataError, plural
+from strata.features._columns import take
 
 FORMAT = 1
 PSI_MODERATE, PSI_MAJOR = 0.1, 0.25  # the usual reading: < 0.1 stable, 0.1-0.25 moderate, > 0.25 major
@@ -182,7 +183,7 @@ def feature_reference(
             continue
         if name not in frame.columns:
             raise DataError(f"reference: column '{name}' is not in the training rows given")
-        features[name] = _summary(kind, frame[name] if rows is None else frame[name].iloc[rows])
+        features[name] = _summary(kind, take(frame, name, rows))
         if kind == "text":
             notes.append(f"{name}: text column, monitored by its length in characters")
     n_rows = len(frame) if rows is None else len(rows)

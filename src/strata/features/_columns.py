@@ -62,3 +62,10 @@ def row_keys(column: pd.Series) -> np.ndarray:
         spelled = np.array([level_key(v) for v in uniques.tolist()] or [""], dtype=object)
         return spelled[codes]
     return np.array([level_key(v) for v in column.to_numpy(dtype=object)], dtype=object)
+
+
+def take(frame: pd.DataFrame, name: str, rows: np.ndarray | None) -> pd.Series:
+    """One column, at row positions `rows` when given (its index labels kept, so errors name the rows):
+    training reads its parts this way, a column at a time, instead of copying the table's rows."""
+    column = frame[name]
+    return column if rows is None else column.iloc[rows]

@@ -27,6 +27,7 @@ import pandas as pd
 
 from strata.errors import DataError, RecipeError, did_you_mean
 from strata.features import binary, categorical, image, numeric, sequence, target, text
+from strata.features._columns import take
 from strata.recipe import (
     CATEGORICAL_OPTIONS,
     NUMERIC_OPTIONS,
@@ -315,9 +316,3 @@ def transform_quietly(pipeline: Pipeline, frame: pd.DataFrame, rows: np.ndarray 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return pipeline.transform(frame, rows)
-
-
-def take(frame: pd.DataFrame, name: str, rows: np.ndarray | None) -> pd.Series:
-    """One column, at row positions `rows` when given (its index labels kept, so errors name the rows)."""
-    column = frame[name]
-    return column if rows is None else column.iloc[rows]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from strata.errors import DataError, RecipeError, did_you_mean, plural, rows_text
-from strata.features._columns import as_numbers, level_key, row_keys
+from strata.features._columns import as_numbers, level_key, row_keys, take
 
 MAX_CLASSES_INFERRED = 20
 
@@ -74,16 +74,12 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _column(frame: pd.DataFrame, name: str, rows: np.ndarray | None) -> pd.Series:
-    return frame[name] if rows is None else frame[name].iloc[rows]
-
-
 def fit(
     frame: pd.DataFrame, targets: list[str], task: str, scale: str, rows: np.ndarray | None = None
 ) -> dict[str, Any]:
     """The target's classes or scaling, from the rows at positions `rows` (all rows when None)."""
     if task == "regression":
-        values = np.stack([as_numbers(_column(frame, t, rows)) for t in targets], axis=1)
+        values = np.stack([as_numbers(take(frame, t, rows)) for t in targets], axis=1)
         mean = values.mean(0) if scale == "zscore" else np.zeros(len(targets))
         std = values.std(0) if scale == "zscore" else np.ones(len(targets))
         return {
@@ -92,7 +88,7 @@ def fit(
             "mean": mean.tolist(),
             "std": np.where(std > 1e-12, std, 1.0).tolist(),
         }
-    classes = classes_of(_column(frame, targets[0], rows))
+    classes = classes_of(take(frame, targets[0], rows))
     return {"task": task, "columns": targets, "classes": classes}
 
 
@@ -100,9 +96,9 @@ def encode(frame: pd.DataFrame, state: dict[str, Any], rows: np.ndarray | None =
     """Class codes (int64, N) or scaled values (float32, N x targets), of the rows at positions `rows`
     (all rows when None)."""
     if state["task"] == "regression":
-        values = np.stack([as_numbers(_column(frame, t, rows)) for t in state["columns"]], axis=1)
+        values = np.stack([as_numbers(take(frame, t, rows)) for t in state["columns"]], axis=1)
         return ((values - state["mean"]) / state["std"]).astype(np.float32)
-    column = _column(frame, state["columns"][0], rows)
+    column = take(frame, state["columns"][0], rows)
     index = {level_key(c): i for i, c in enumerate(state["classes"])}
     keys = row_keys(column)
     codes = np.fromiter((index.get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
