@@ -301,3 +301,17 @@ def test_row_keys_spell_every_row_as_level_key(values):
 
     column = pd.Series(values, dtype=None if len(values) else float)
     assert row_keys(column).tolist() == [level_key(v) for v in column.to_numpy(dtype=object)]
+
+
+def test_a_fed_block_of_no_width_is_still_an_input():
+    """A one-hot column whose levels are all rarer than min_frequency feeds `numeric` with no columns:
+    the input is there, (N, 0), as the exported graphs and the runtime expect."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"rare": [f"r{i}" for i in range(60)], "c": rng.choice([f"l{i}" for i in range(30)], 60),
+                          "label": rng.choice(["a", "b"], 60)})  # fmt: skip
+    pipeline = fit(frame, columns=[{"name": "rare", "type": "categorical", "encoding": "onehot", "min_frequency": 5},
+                                   {"name": "c", "type": "categorical", "encoding": "embedding"}])  # fmt: skip
+    with pytest.warns(StrataWarning, match="not in the training vocabulary"):
+        inputs = pipeline.transform(frame, np.arange(0, 60, 2))
+    assert list(inputs) == ["numeric", "categorical"]
+    assert inputs["numeric"].shape == (30, 0) and inputs["categorical"].shape == (30, 1)

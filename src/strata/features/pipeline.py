@@ -151,12 +151,14 @@ class Pipeline:
         blocks = {"numeric": np.empty((n, self.numeric_width), np.float32),
                   "categorical": np.empty((n, len(self.embeddings)), np.int64)}  # fmt: skip
         filled = dict.fromkeys(blocks, 0)
+        fed: set[str] = set()  # blocks some column feeds, even with no width (all its levels rare)
         single: dict[str, np.ndarray] = {}
         for col in self.columns:
             kind = kind_of(col["kind"], col["state"])
             values = kind.transform(take(frame, col["name"], rows), col["state"])
             for slot, array in values.items() if isinstance(values, dict) else [(kind.slot(col["state"]), values)]:
                 if slot in blocks:
+                    fed.add(slot)
                     array = array if array.ndim > 1 else array[:, None]
                     start = filled[slot]
                     blocks[slot][:, start : start + array.shape[1]] = array
@@ -166,7 +168,7 @@ class Pipeline:
         for slot, width in filled.items():
             if width != blocks[slot].shape[1]:  # a kind's width() and its transform disagree: a bug, not bad data
                 raise RuntimeError(f"pipeline: the {slot} input has {width} columns, expected {blocks[slot].shape[1]}")
-        inputs = {**{slot: block for slot, block in blocks.items() if filled[slot]}, **single}
+        inputs = {**{slot: block for slot, block in blocks.items() if slot in fed}, **single}
         return {slot: inputs[slot] for slot in SLOTS if slot in inputs}
 
     def encode_target(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
