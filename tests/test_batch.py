@@ -83,6 +83,18 @@ def test_a_parquet_file_missing_a_model_column_fails_as_before(iris_model, tmp_p
     assert not (tmp_path / "out.csv").exists() and not list(tmp_path.glob(".*partial"))
 
 
+def test_errors_name_the_row_labels_of_a_parquet_files_stored_index(iris_model, tmp_path):
+    """Reading only the model's columns still reads the index pandas stored: the error names the
+    file's row label (1005), not the row's place in its chunk."""
+    rows = strata.load_dataset("iris").drop(columns="species").astype({"sepal length (cm)": str})
+    rows.index = pd.Index(range(1000, 1000 + len(rows))).to_numpy()  # stored as a column, not as a range
+    rows.loc[1105, "sepal length (cm)"] = "broken"
+    rows["extra"] = 1.0
+    rows.to_parquet(tmp_path / "rows.parquet")
+    with pytest.raises(DataError, match=r"sepal length \(cm\)' should be numeric but row 1105 has 'broken'"):
+        predict_file(iris_model, tmp_path / "rows.parquet", tmp_path / "out.csv", chunk_rows=50, quiet=True)
+
+
 def test_a_bad_chunk_leaves_no_output(iris_model, tmp_path):
     rows = pd.concat([strata.load_dataset("iris").drop(columns="species")] * 3, ignore_index=True)
     rows["sepal length (cm)"] = rows["sepal length (cm)"].astype(object)

@@ -73,8 +73,9 @@ def tune_for_streaming() -> bool:
     a chunk's large buffers are mapped and given back when freed, not left in a heap that glibc's
     moving threshold (it rises to the largest block freed) lets grow. Predicting 1M rows from Parquet
     peaked at 235-313 MB (medians over runs varying by +-60 MB) with the default, 172-186 MB with the
-    fixed threshold for 1M and 3M rows, at the same speed (bench/scaling.py). True when it took.
-    Not applied in a process tuned for training (its settings stay), nor over the user's settings."""
+    fixed threshold for 1M and 3M rows, at about 20% fewer rows/s (bench/scaling.py). True when it
+    took. Not applied in a process tuned for training (its settings stay), nor over the user's
+    settings. It stays for the rest of the process (a later fit sets its own thresholds again)."""
     skipped: list[str] = []
     if _done is not None or os.environ.get(OPT_OUT, "").strip() not in ("", "0"):
         return False

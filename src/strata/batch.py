@@ -57,6 +57,9 @@ def chunks(
         names = source.schema_arrow.names
         if columns is None or len(set(names)) < len(names) or not set(columns) <= set(names):
             columns = None  # all of them: the model's errors (a missing column, a repeated one) stay its own
+        else:  # and the index pandas stored, so that errors name the file's row labels
+            stored = (source.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+            columns = list(dict.fromkeys([*columns, *(c for c in stored if isinstance(c, str) and c in names)]))
         batches = source.iter_batches(batch_size=chunk_rows, columns=columns, use_threads=False)
         return _frames(batches), source.metadata.num_rows
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
